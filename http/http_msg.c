@@ -1,0 +1,138 @@
+#include "http/http_msg.h"
+
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+
+void http_msg_init(struct http_msg *m, int is_request)
+{
+    memset(m, 0, sizeof(*m));
+    m->is_request = is_request;
+    m->version_major = 1;
+    m->version_minor = 1;
+}
+
+int http_name_eq(const char *a, size_t a_len, const char *b)
+{
+    size_t b_len = strlen(b);
+    return a_len == b_len && strncasecmp(a, b, a_len) == 0;
+}
+
+int http_msg_add(struct http_msg *m, struct arena *a, const char *name, size_t name_len, const char *value,
+                 size_t value_len)
+{
+    if (name_len > UINT32_MAX || value_len > UINT32_MAX)
+        return -ENOMEM;
+    if (m->n_fields == m->cap_fields) {
+        size_t cap = m->cap_fields ? m->cap_fields * 2 : 16;
+        struct http_field *f = arena_alloc(a, cap * sizeof(*f));
+        if (f == NULL)
+            return -ENOMEM;
+        if (m->n_fields)
+            memcpy(f, m->fields, m->n_fields * sizeof(*f));
+        m->fields = f;
+        m->cap_fields = cap;
+    }
+    char *n = arena_strndup(a, name, name_len);
+    char *v = arena_strndup(a, value, value_len);
+    if (n == NULL || v == NULL)
+        return -ENOMEM;
+    struct http_field *f = &m->fields[m->n_fields++];
+    f->name = n;
+    f->name_len = (uint32_t)name_len;
+    f->value = v;
+    f->value_len = (uint32_t)value_len;
+    f->flags = 0;
+    return 0;
+}
+
+int http_msg_set(struct http_msg *m, struct arena *a, const char *name, const char *value, size_t value_len)
+{
+    http_msg_remove(m, name);
+    return http_msg_add(m, a, name, strlen(name), value, value_len);
+}
+
+size_t http_msg_remove(struct http_msg *m, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_fields; i++) {
+        struct http_field *f = &m->fields[i];
+        if (!(f->flags & HTTP_FIELD_REMOVED) && http_name_eq(f->name, f->name_len, name)) {
+            f->flags |= HTTP_FIELD_REMOVED;
+            n++;
+        }
+    }
+    return n;
+}
+
+static const struct http_field *find_from(const struct http_msg *m, size_t start, const char *name, size_t name_len)
+{
+    for (size_t i = start; i < m->n_fields; i++) {
+        const struct http_field *f = &m->fields[i];
+        if (!(f->flags & HTTP_FIELD_REMOVED) && f->name_len == name_len && strncasecmp(f->name, name, name_len) == 0)
+            return f;
+    }
+    return NULL;
+}
+
+const struct http_field *http_msg_find(const struct http_msg *m, const char *name)
+{
+    return find_from(m, 0, name, strlen(name));
+}
+
+const struct http_field *http_msg_find_next(const struct http_msg *m, const struct http_field *prev)
+{
+    size_t start = (size_t)(prev - m->fields) + 1;
+    return find_from(m, start, prev->name, prev->name_len);
+}
+
+size_t http_msg_count(const struct http_msg *m, const char *name)
+{
+    size_t n = 0;
+    for (const struct http_field *f = http_msg_find(m, name); f != NULL; f = http_msg_find_next(m, f))
+        n++;
+    return n;
+}
+
+static int is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+int http_msg_has_token(const struct http_msg *m, const char *name, const char *token)
+{
+    size_t tlen = strlen(token);
+    for (const struct http_field *f = http_msg_find(m, name); f != NULL; f = http_msg_find_next(m, f)) {
+        const char *p = f->value, *end = f->value + f->value_len;
+        while (p < end) {
+            while (p < end && (is_ows(*p) || *p == ','))
+                p++;
+            const char *start = p;
+            while (p < end && *p != ',')
+                p++;
+            const char *stop = p;
+            while (stop > start && is_ows(stop[-1]))
+                stop--;
+            if ((size_t)(stop - start) == tlen && strncasecmp(start, token, tlen) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+enum http_method http_method_from_name(const char *name, size_t len)
+{
+    /* Methods are case-sensitive (RFC 9110 s9.1): "get" is not GET. */
+    static const struct {
+        const char *name;
+        enum http_method method;
+    } table[] = {
+        {"GET", HTTP_METHOD_GET},         {"HEAD", HTTP_METHOD_HEAD},     {"POST", HTTP_METHOD_POST},
+        {"PUT", HTTP_METHOD_PUT},         {"DELETE", HTTP_METHOD_DELETE}, {"CONNECT", HTTP_METHOD_CONNECT},
+        {"OPTIONS", HTTP_METHOD_OPTIONS}, {"TRACE", HTTP_METHOD_TRACE},   {"PATCH", HTTP_METHOD_PATCH},
+    };
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        if (strlen(table[i].name) == len && memcmp(table[i].name, name, len) == 0)
+            return table[i].method;
+    return HTTP_METHOD_OTHER;
+}
