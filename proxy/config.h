@@ -89,6 +89,11 @@ struct proxy_config {
     int test_hooks; /* "test_hooks on": enables the /larder/clock endpoint that moves the cache clock. Never in production. */
 
     char *source_file; /* the -c file, or NULL */
+
+    /* Bookkeeping, not a setting: which source last replaced each repeatable list (listen, allow,
+     * connect_ports, dns_servers): 0 built-in default, 1 file, 2 command line. It drives the
+     * replace-then-append rule across separate config_set() calls. */
+    unsigned char list_origin[4];
 };
 
 /* Defaults as documented in proxy.conf.example. NULL on allocation failure. */
@@ -105,7 +110,7 @@ int config_set(struct proxy_config *c, const char *name, const char *value, int 
 
 /* Parses argv after the program name: -c FILE, --check, --version, --help and --name value pairs.
  * Loads the -c file first whatever its position, then applies the --name pairs in order.
- * Sets *check/*version/*help when those flags are present. 0, or -1 with the reason in err. */
+ * Sets *check, *version, *help when those flags are present. 0, or -1 with the reason in err. */
 int config_from_argv(struct proxy_config *c, int argc, char **argv, int *check, int *version, int *help, char *err,
                      size_t err_len);
 

@@ -1,0 +1,540 @@
+#include "proxy/client_conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/reply.h"
+#include "proxy/tunnel.h"
+#include "proxy/txn.h"
+
+#define CLIENT_MAGIC 0x434c4e54u /* "CLNT" */
+#define CLIENT_OUT_HIGH_WATER (256 * 1024)
+/* After a response on a connection we close, keep reading (and discarding) for this long so that
+ * unread request bytes do not turn our close into a reset that destroys the response at the client
+ * (RFC 9112 s9.6, the "lingering close"). */
+#define CLIENT_LINGER_MS 2000
+
+enum timer_mode { CT_NONE, CT_IDLE, CT_HEAD, CT_BODY, CT_TUNNEL, CT_LINGER };
+
+static void process_input(struct client_conn *cc);
+static int can_parse(const struct client_conn *cc);
+static void update_reading(struct client_conn *cc);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_timer(uv_timer_t *t);
+
+static void check(const struct client_conn *cc)
+{
+    if (cc == NULL || cc->magic != CLIENT_MAGIC)
+        abort();
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct client_conn *cc = h->data;
+    if (--cc->handles_open > 0)
+        return;
+    http_parser_free(cc->parser);
+    cc->magic = 0;
+    free(cc);
+}
+
+static void arm(struct client_conn *cc, enum timer_mode mode, uint64_t ms)
+{
+    cc->timer_mode = mode;
+    uv_timer_start(&cc->timer, on_timer, ms, 0);
+}
+
+static void disarm(struct client_conn *cc)
+{
+    cc->timer_mode = CT_NONE;
+    uv_timer_stop(&cc->timer);
+}
+
+struct client_conn *client_conn_new(struct proxy_ctx *ctx)
+{
+    struct client_conn *cc = calloc(1, sizeof(*cc));
+    if (cc == NULL)
+        return NULL;
+    cc->magic = CLIENT_MAGIC;
+    cc->ctx = ctx;
+    cc->state = CLIENT_IDLE;
+    list_init(&cc->link);
+    uv_tcp_init(ctx->loop, &cc->tcp);
+    cc->tcp.data = cc;
+    cc->handles_open = 1;
+    return cc;
+}
+
+void client_conn_abandon(struct client_conn *cc)
+{
+    check(cc);
+    cc->state = CLIENT_CLOSING;
+    uv_close((uv_handle_t *)&cc->tcp, on_handle_closed);
+}
+
+/* --- parser callbacks: the request side of the current transaction ------------------------------- */
+
+static struct http_msg *cb_begin(void *data, struct arena **arena)
+{
+    struct client_conn *cc = data;
+    struct txn *t = txn_new(cc);
+    if (t == NULL)
+        return NULL;
+    cc->txn = t;
+    cc->state = CLIENT_HEAD;
+    cc->requests++;
+    /* Slowloris: the whole head must arrive within request_header_timeout of its first byte. */
+    arm(cc, CT_HEAD, cc->ctx->cfg->request_header_timeout_ms);
+    return txn_request_msg(t, arena);
+}
+
+static int cb_head(void *data, struct http_msg *msg)
+{
+    struct client_conn *cc = data;
+    struct txn *t = cc->txn;
+    cc->state = CLIENT_TXN;
+    if (msg->framing != HTTP_BODY_NONE)
+        arm(cc, CT_BODY, cc->ctx->cfg->client_idle_timeout_ms);
+    else
+        disarm(cc);
+    int rc = txn_on_request_head(t);
+    /* A request without a body is complete right here: let the parser reach its end at once (it
+     * pauses there, in cb_done). One with a body waits until the transaction can take it; CONNECT
+     * waits forever, since what follows it belongs to the tunnel. */
+    if (rc == HTTP_PARSE_CB_PAUSE && msg->framing == HTTP_BODY_NONE && msg->method != HTTP_METHOD_CONNECT &&
+        cc->txn == t)
+        return 0;
+    return rc;
+}
+
+static int cb_body(void *data, const char *at, size_t len)
+{
+    struct client_conn *cc = data;
+    if (cc->timer_mode == CT_BODY)
+        arm(cc, CT_BODY, cc->ctx->cfg->client_idle_timeout_ms);
+    return txn_on_request_body(cc->txn, cc->cur_blk, at, len);
+}
+
+static int cb_done(void *data, struct http_msg *trailers)
+{
+    struct client_conn *cc = data;
+    if (cc->timer_mode == CT_BODY)
+        disarm(cc);
+    if (cc->txn == NULL)
+        return HTTP_PARSE_CB_PAUSE;
+    return txn_on_request_done(cc->txn, trailers);
+}
+
+static const struct http_parse_callbacks parse_cb = {cb_begin, cb_head, cb_body, cb_done};
+
+/* --- output queue events ---------------------------------------------------------------------------- */
+
+static void on_shutdown_linger(uv_shutdown_t *req, int status)
+{
+    struct client_conn *cc = req->data;
+    (void)status;
+    if (cc->state == CLIENT_CLOSING && !cc->lingering)
+        return;
+    /* Half-closed: read and discard until the client closes too, or the linger time ends. */
+    update_reading(cc);
+}
+
+static void start_linger(struct client_conn *cc)
+{
+    if (cc->lingering)
+        return;
+    cc->lingering = 1;
+    arm(cc, CT_LINGER, CLIENT_LINGER_MS);
+    cc->sreq.data = cc;
+    if (uv_shutdown(&cc->sreq, (uv_stream_t *)&cc->tcp, on_shutdown_linger) != 0)
+        client_conn_close(cc);
+}
+
+static void on_out_error(void *data, int status)
+{
+    struct client_conn *cc = data;
+    (void)status;
+    client_conn_close(cc);
+}
+
+static void on_out_drain(void *data)
+{
+    struct client_conn *cc = data;
+    if (cc->state == CLIENT_CLOSING)
+        return;
+    if (cc->tunnel != NULL && tunnel_established(cc->tunnel))
+        tunnel_client_drained(cc->tunnel);
+    else if (cc->txn != NULL)
+        txn_client_drained(cc->txn);
+}
+
+static void on_shutdown_tunnel(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+static void on_out_empty(void *data)
+{
+    struct client_conn *cc = data;
+    if (cc->close_after_write && !cc->lingering)
+        start_linger(cc);
+    else if (cc->shut_after_write) {
+        cc->shut_after_write = 0;
+        cc->sreq.data = cc;
+        uv_shutdown(&cc->sreq, (uv_stream_t *)&cc->tcp, on_shutdown_tunnel);
+    }
+}
+
+/* --- lifecycle -------------------------------------------------------------------------------------- */
+
+void client_conn_start(struct client_conn *cc)
+{
+    check(cc);
+    struct proxy_ctx *ctx = cc->ctx;
+    int len = sizeof(cc->peer_addr);
+    uv_tcp_getpeername(&cc->tcp, (struct sockaddr *)&cc->peer_addr, &len);
+    if (cc->peer_addr.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&cc->peer_addr, cc->peer, sizeof(cc->peer));
+    else
+        uv_ip4_name((struct sockaddr_in *)&cc->peer_addr, cc->peer, sizeof(cc->peer));
+    uv_timer_init(ctx->loop, &cc->timer);
+    cc->timer.data = cc;
+    cc->handles_open++;
+    list_insert_tail(&ctx->clients, &cc->link);
+    ctx->n_clients++;
+    METRIC_INC(&ctx->metrics, client_connections_accepted);
+    METRIC_INC(&ctx->metrics, client_connections_active);
+
+    struct http_parse_limits lim = {
+        .max_head_bytes = ctx->cfg->request_header_max_bytes,
+        .max_fields = ctx->cfg->request_header_max_count,
+        .max_target = ctx->cfg->max_uri_length,
+    };
+    cc->parser = http_parser_new(HTTP_PARSE_REQUEST, &lim, &parse_cb, cc);
+    outq_init(&cc->out, (uv_stream_t *)&cc->tcp, &ctx->bufs, CLIENT_OUT_HIGH_WATER, cc);
+    cc->out.on_error = on_out_error;
+    cc->out.on_drain = on_out_drain;
+    cc->out.on_empty = on_out_empty;
+    if (cc->parser == NULL) {
+        client_conn_close(cc);
+        return;
+    }
+    uv_tcp_nodelay(&cc->tcp, 1);
+    arm(cc, CT_IDLE, ctx->cfg->client_idle_timeout_ms);
+    update_reading(cc);
+}
+
+static void drop_held(struct client_conn *cc)
+{
+    if (cc->held_blk != NULL)
+        buf_unref(cc->held_blk);
+    cc->held_blk = NULL;
+    cc->held_ptr = NULL;
+    cc->held_len = 0;
+}
+
+void client_conn_close(struct client_conn *cc)
+{
+    check(cc);
+    if (cc->state == CLIENT_CLOSING && cc->handles_open == 0)
+        return;
+    if (cc->state == CLIENT_CLOSING && !list_empty(&cc->link) == 0 && cc->lingering == 0)
+        return;
+    if (uv_is_closing((uv_handle_t *)&cc->tcp))
+        return;
+    struct proxy_ctx *ctx = cc->ctx;
+    cc->state = CLIENT_CLOSING;
+    if (cc->tunnel != NULL)
+        tunnel_client_gone(cc->tunnel); /* frees the transaction if the tunnel owns it */
+    if (cc->txn != NULL) {
+        struct txn *t = cc->txn;
+        cc->txn = NULL;
+        txn_client_gone(t);
+    }
+    drop_held(cc);
+    outq_discard(&cc->out);
+    list_remove(&cc->link);
+    ctx->n_clients--;
+    METRIC_DEC(&ctx->metrics, client_connections_active);
+    uv_close((uv_handle_t *)&cc->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&cc->timer, on_handle_closed);
+}
+
+void client_conn_close_after_write(struct client_conn *cc)
+{
+    check(cc);
+    if (cc->state == CLIENT_CLOSING)
+        return;
+    cc->close_after_write = 1;
+    cc->parse_paused = 1; /* nothing more is interpreted as a request */
+    drop_held(cc);
+    update_reading(cc);
+    if (outq_idle(&cc->out))
+        start_linger(cc);
+}
+
+void client_conn_txn_done(struct client_conn *cc, int keep_alive)
+{
+    check(cc);
+    struct txn *t = cc->txn;
+    cc->txn = NULL;
+    txn_free(t);
+    if (cc->state == CLIENT_CLOSING)
+        return;
+    if (!keep_alive || cc->ctx->shutting_down || cc->eof) {
+        client_conn_close_after_write(cc);
+        return;
+    }
+    cc->state = CLIENT_IDLE;
+    arm(cc, CT_IDLE, cc->ctx->cfg->client_idle_timeout_ms);
+    client_conn_resume(cc);
+}
+
+void client_conn_resume(struct client_conn *cc)
+{
+    check(cc);
+    if (cc->state == CLIENT_CLOSING || cc->close_after_write)
+        return;
+    /* Inside process_input the loop re-evaluates can_parse() after every parser return. */
+    if (!cc->in_process)
+        process_input(cc);
+}
+
+/* May the parser go on? Between transactions always; during one only while the transaction takes
+ * request body bytes (connected upstream, body not complete, upstream queue below high water). */
+static int can_parse(const struct client_conn *cc)
+{
+    if (cc->state == CLIENT_CLOSING || cc->state == CLIENT_TUNNEL || cc->close_after_write)
+        return 0;
+    if (cc->txn == NULL)
+        return 1;
+    return txn_accepts_body(cc->txn);
+}
+
+void client_conn_shutdown(struct client_conn *cc)
+{
+    check(cc);
+    if (cc->state == CLIENT_IDLE && cc->held_len == 0)
+        client_conn_close(cc);
+    /* Otherwise the transaction finishes and client_conn_txn_done() sees shutting_down. */
+}
+
+/* A request the parser refused: answer it (when no transaction has started talking upstream) and
+ * close; nothing after it on this connection is read (RFC 9112 s2.2, s11). */
+static void reject(struct client_conn *cc)
+{
+    struct proxy_ctx *ctx = cc->ctx;
+    int status = http_parser_error_status(cc->parser);
+    const char *reason = http_parser_error_reason(cc->parser);
+    METRIC_INC(&ctx->metrics, client_requests_rejected);
+    METRIC_INC(&ctx->metrics, errors_bad_request);
+    struct txn *t = cc->txn;
+    LOG_INFO(ctx->log, t ? txn_id(t) : 0, "rejected request from %s: %d %s", cc->peer, status, reason);
+    if (cc->state == CLIENT_TXN) {
+        /* The head was accepted and perhaps forwarded; the body is broken. Abort the exchange. */
+        client_conn_close(cc);
+        return;
+    }
+    struct reply_opts o = {.keep_alive = 0, .via_name = ctx->cfg->visible_hostname};
+    long n = reply_error(&cc->out, status, reason, &o);
+    txn_log_rejected(cc, t, status, n > 0 ? (uint64_t)n : 0);
+    cc->txn = NULL;
+    txn_free(t);
+    client_conn_close_after_write(cc);
+}
+
+static void process_input(struct client_conn *cc)
+{
+    if (cc->in_process)
+        return;
+    cc->in_process = 1;
+    while (can_parse(cc)) {
+        if (cc->parse_paused) {
+            cc->parse_paused = 0;
+            http_parser_resume(cc->parser);
+        }
+        if (cc->held_len == 0)
+            break;
+        size_t consumed = 0;
+        cc->cur_blk = cc->held_blk;
+        enum http_parse_status st = http_parser_execute(cc->parser, cc->held_ptr, cc->held_len, &consumed);
+        cc->cur_blk = NULL;
+        if (cc->state == CLIENT_CLOSING)
+            break;
+        cc->held_ptr += consumed;
+        cc->held_len -= consumed;
+        if (st == HTTP_PARSE_ERROR) {
+            reject(cc);
+            break;
+        }
+        if (st == HTTP_PARSE_PAUSED || st == HTTP_PARSE_UPGRADE)
+            cc->parse_paused = 1;
+    }
+    cc->in_process = 0;
+    if (cc->held_len == 0 && cc->held_blk != NULL && cc->state != CLIENT_TUNNEL)
+        drop_held(cc);
+    update_reading(cc);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct client_conn *cc = h->data;
+    struct buf_block *b = buf_pool_get(&cc->ctx->bufs);
+    *buf = b ? uv_buf_init(b->data, b->size) : uv_buf_init(NULL, 0);
+}
+
+static void update_reading(struct client_conn *cc)
+{
+    if (cc->state == CLIENT_CLOSING || uv_is_closing((uv_handle_t *)&cc->tcp))
+        return;
+    int want;
+    if (cc->lingering)
+        want = !cc->eof;
+    else if (cc->state == CLIENT_TUNNEL)
+        want = !cc->raw_paused && !cc->eof;
+    else
+        want = can_parse(cc) && cc->held_len == 0 && !cc->eof;
+    if (want && !cc->reading) {
+        if (uv_read_start((uv_stream_t *)&cc->tcp, on_alloc, on_read) == 0)
+            cc->reading = 1;
+    } else if (!want && cc->reading) {
+        uv_read_stop((uv_stream_t *)&cc->tcp);
+        cc->reading = 0;
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct client_conn *cc = stream->data;
+    check(cc);
+    struct buf_block *blk = buf->base ? container_of(buf->base, struct buf_block, data) : NULL;
+    if (nread <= 0 || cc->lingering || cc->state == CLIENT_CLOSING) {
+        if (blk)
+            buf_unref(blk);
+        if (nread == 0)
+            return;
+        if (nread > 0)
+            return; /* lingering: discard */
+        cc->eof = 1;
+        if (cc->reading) {
+            uv_read_stop(stream);
+            cc->reading = 0;
+        }
+        if (cc->lingering || cc->state == CLIENT_CLOSING) {
+            client_conn_close(cc);
+            return;
+        }
+        if (cc->state == CLIENT_TUNNEL && nread == UV_EOF) {
+            tunnel_client_eof(cc->tunnel);
+            return;
+        }
+        /* A client that half-closes after a complete request still gets its response (RFC 9112
+         * s9.6); otherwise the request is abandoned. */
+        if (cc->state == CLIENT_TXN && cc->parse_paused && nread == UV_EOF && cc->tunnel == NULL)
+            return;
+        client_conn_close(cc);
+        return;
+    }
+    if (cc->state == CLIENT_TUNNEL) {
+        if (cc->tunnel != NULL)
+            tunnel_client_data(cc->tunnel, blk, buf->base, (size_t)nread);
+        buf_unref(blk);
+        arm(cc, CT_TUNNEL, cc->ctx->cfg->tunnel_idle_timeout_ms);
+        return;
+    }
+    if (cc->state == CLIENT_IDLE)
+        disarm(cc);
+    /* We read only when everything earlier was parsed, so nothing is held. */
+    drop_held(cc);
+    cc->held_blk = blk;
+    cc->held_ptr = buf->base;
+    cc->held_len = (size_t)nread;
+    process_input(cc);
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+    struct client_conn *cc = timer->data;
+    check(cc);
+    enum timer_mode mode = (enum timer_mode)cc->timer_mode;
+    cc->timer_mode = CT_NONE;
+    switch (mode) {
+    case CT_IDLE:
+    case CT_LINGER:
+        client_conn_close(cc);
+        break;
+    case CT_HEAD: {
+        /* RFC 9110 s15.5.9: 408 tells the client why its connection is going away. */
+        struct proxy_ctx *ctx = cc->ctx;
+        METRIC_INC(&ctx->metrics, errors_timeout);
+        LOG_INFO(ctx->log, cc->txn ? txn_id(cc->txn) : 0, "request header timeout from %s", cc->peer);
+        struct reply_opts o = {.keep_alive = 0, .via_name = ctx->cfg->visible_hostname};
+        long n = reply_error(&cc->out, 408, "request header timeout", &o);
+        struct txn *t = cc->txn;
+        txn_log_rejected(cc, t, 408, n > 0 ? (uint64_t)n : 0);
+        cc->txn = NULL;
+        txn_free(t);
+        client_conn_close_after_write(cc);
+        break;
+    }
+    case CT_BODY:
+        METRIC_INC(&cc->ctx->metrics, errors_timeout);
+        LOG_INFO(cc->ctx->log, cc->txn ? txn_id(cc->txn) : 0, "client %s stalled while sending the request body",
+                 cc->peer);
+        client_conn_close(cc);
+        break;
+    case CT_TUNNEL:
+        if (cc->tunnel != NULL)
+            tunnel_client_idle_timeout(cc->tunnel);
+        else
+            client_conn_close(cc);
+        break;
+    case CT_NONE:
+        break;
+    }
+}
+
+/* --- raw mode, for tunnels -------------------------------------------------------------------------- */
+
+void client_conn__start_raw(struct client_conn *cc)
+{
+    check(cc);
+    cc->txn = NULL; /* the tunnel owns the transaction from now on */
+    cc->state = CLIENT_TUNNEL;
+    arm(cc, CT_TUNNEL, cc->ctx->cfg->tunnel_idle_timeout_ms);
+    if (cc->held_len > 0 && cc->tunnel != NULL)
+        tunnel_client_data(cc->tunnel, cc->held_blk, cc->held_ptr, cc->held_len);
+    drop_held(cc);
+    update_reading(cc);
+}
+
+void client_conn__pause_read(struct client_conn *cc)
+{
+    cc->raw_paused = 1;
+    update_reading(cc);
+}
+
+void client_conn__resume_read(struct client_conn *cc)
+{
+    if (cc->state == CLIENT_CLOSING)
+        return;
+    cc->raw_paused = 0;
+    if (cc->state == CLIENT_TUNNEL)
+        arm(cc, CT_TUNNEL, cc->ctx->cfg->tunnel_idle_timeout_ms);
+    update_reading(cc);
+}
+
+void client_conn__shutdown_write(struct client_conn *cc)
+{
+    if (cc->state == CLIENT_CLOSING)
+        return;
+    if (outq_idle(&cc->out)) {
+        cc->sreq.data = cc;
+        uv_shutdown(&cc->sreq, (uv_stream_t *)&cc->tcp, on_shutdown_tunnel);
+    } else {
+        cc->shut_after_write = 1;
+    }
+}

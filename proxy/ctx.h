@@ -1,0 +1,85 @@
+/* The per-loop context: everything one event loop needs, passed explicitly to every module (as libuv
+ * passes the loop). There is no other mutable state shared between loops except what is named
+ * `shared` here, which main owns and which outlives every loop.
+ */
+#ifndef LARDER_PROXY_CTX_H
+#define LARDER_PROXY_CTX_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "proxy/buf.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/metrics.h"
+
+struct resolver;
+struct client_conn;
+struct origin_conn;
+struct listener;
+
+/* Objects shared by all loops; owned by main. */
+struct proxy_shared {
+    const struct proxy_config *cfg;
+    struct log_file error_log;
+    struct log_file access_log;
+    struct proxy_ctx **workers; /* for summing metrics */
+    unsigned n_workers;
+    /* Test-only offset added to the cache clock (test_hooks on); read with relaxed atomics. */
+    int64_t clock_offset_s;
+};
+
+/* Intrusive doubly linked list node. */
+struct list_node {
+    struct list_node *prev, *next;
+};
+
+static inline void list_init(struct list_node *head)
+{
+    head->prev = head->next = head;
+}
+static inline int list_empty(const struct list_node *head)
+{
+    return head->next == head;
+}
+static inline void list_insert_tail(struct list_node *head, struct list_node *n)
+{
+    n->prev = head->prev;
+    n->next = head;
+    head->prev->next = n;
+    head->prev = n;
+}
+static inline void list_remove(struct list_node *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+struct proxy_ctx {
+    uv_loop_t *loop;
+    const struct proxy_config *cfg;
+    struct proxy_shared *shared;
+    struct log_file *log;    /* = &shared->error_log */
+    struct log_file *access; /* = &shared->access_log */
+    struct resolver *resolver;
+    struct metrics metrics;
+    struct buf_pool bufs;
+
+    struct list_node clients;      /* every open client_conn */
+    struct list_node origins_idle; /* idle pooled origin_conns, oldest first */
+    size_t n_clients;
+    size_t n_origins_idle;
+
+    struct listener *listeners;
+    int shutting_down;
+    uint64_t next_txn_id;
+    unsigned worker_id;
+};
+
+/* Wall-clock seconds for RFC 9111 ages and log lines, plus the test offset. */
+int64_t ctx_now_s(const struct proxy_ctx *ctx);
+
+#endif

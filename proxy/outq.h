@@ -1,0 +1,80 @@
+/* Output queue of one stream: spans of reference-counted blocks, written with at most one uv_write
+ * in flight (DESIGN.md habit 8: the producer sends more only after "proceed").
+ *
+ * Producers push spans and call outq_flush(); everything pending goes out in one writev. The owner
+ * watches outq_bytes() against its high-water mark, stops reading its source above it and resumes
+ * in on_drain, which fires once the queue falls to the low-water mark after having been above
+ * the high-water mark. That is what bounds memory per connection whatever the peers' speeds.
+ *
+ * Small framing bytes (chunk-size lines, generated heads) are copied into a scratch block owned
+ * by the queue.
+ *
+ * Ownership: embedded in its connection; outq_init() before use. The stream must outlive every
+ * write: libuv calls write callbacks (with UV_ECANCELED if need be) before the stream's close
+ * callback, and the connection frees itself only there.
+ */
+#ifndef LARDER_PROXY_OUTQ_H
+#define LARDER_PROXY_OUTQ_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "proxy/buf.h"
+
+#define OUTQ_MAX_IOV 64
+
+struct outq_span {
+    struct buf_block *blk; /* referenced, or NULL for static bytes */
+    const char *ptr;
+    size_t len;
+};
+
+struct outq_write;
+
+struct outq {
+    uv_stream_t *stream;
+    struct buf_pool *pool;
+    struct outq_span *pending; /* ring-less vector: spans not yet handed to libuv */
+    size_t n_pending, cap_pending;
+    struct outq_write *inflight; /* at most one */
+    struct buf_block *scratch;   /* for copied bytes */
+    size_t bytes;                /* pending + in flight */
+    size_t high_water, low_water;
+    int above_high;              /* went above high water: on_drain is due at low water */
+    int failed;                  /* sticky: a write failed; later pushes are dropped */
+    void *data;
+    /* All queued bytes are written (or dropped after a failure) and the queue fell below low water. */
+    void (*on_drain)(void *data);
+    /* A write failed (peer reset, EPIPE). Called once. */
+    void (*on_error)(void *data, int status);
+    /* Everything queued so far has reached the kernel. Optional. */
+    void (*on_empty)(void *data);
+};
+
+void outq_init(struct outq *q, uv_stream_t *stream, struct buf_pool *pool, size_t high_water, void *data);
+/* Drops pending spans (references released). An in-flight write completes or is cancelled by libuv. */
+void outq_discard(struct outq *q);
+
+/* Queue a span of a block (takes a new reference). 0 or -ENOMEM. */
+int outq_push_block(struct outq *q, struct buf_block *blk, const char *ptr, size_t len);
+/* Queue bytes that live forever (string literals). */
+int outq_push_static(struct outq *q, const char *ptr, size_t len);
+/* Queue a copy of these bytes. */
+int outq_push_copy(struct outq *q, const void *ptr, size_t len);
+/* Start a write of everything pending if none is in flight. */
+void outq_flush(struct outq *q);
+
+static inline size_t outq_bytes(const struct outq *q)
+{
+    return q->bytes;
+}
+static inline int outq_over_high(const struct outq *q)
+{
+    return q->bytes > q->high_water;
+}
+static inline int outq_idle(const struct outq *q)
+{
+    return q->bytes == 0 && q->inflight == NULL;
+}
+
+#endif
