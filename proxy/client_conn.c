@@ -331,7 +331,7 @@ static void reject(struct client_conn *cc)
     METRIC_INC(&ctx->metrics, client_requests_rejected);
     METRIC_INC(&ctx->metrics, errors_bad_request);
     struct txn *t = cc->txn;
-    LOG_INFO(ctx->log, t ? txn_id(t) : 0, "rejected request from %s: %d %s", cc->peer, status, reason);
+    LOG_INFO(ctx->log, t ? txn_id(t) : 0, "bad request from %s: %d %s", cc->peer, status, reason);
     if (cc->state == CLIENT_TXN) {
         /* The head was accepted and perhaps forwarded; the body is broken. Abort the exchange. */
         client_conn_close(cc);

@@ -203,6 +203,11 @@ static void on_resolved(void *data, int status, const struct resolver_addrs *add
     struct origin_conn *oc = data;
     check(oc);
     oc->dnsq = NULL;
+    /* Mirror the resolver's counters into this loop's metrics, where a scrape from any loop sees them. */
+    struct resolver_stats rs;
+    resolver_get_stats(oc->ctx->resolver, &rs);
+    __atomic_store_n(&oc->ctx->metrics.dns_queries, rs.queries, __ATOMIC_RELAXED);
+    __atomic_store_n(&oc->ctx->metrics.dns_cache_hits, rs.cache_hits, __ATOMIC_RELAXED);
     if (status != 0) {
         fail(oc, ORIGIN_ERR_DNS, status, resolver_strerror(status));
         return;
@@ -351,9 +356,15 @@ void origin_expect_response(struct origin_conn *oc, int expect_no_body)
             return;
         }
     } else if (oc->done_pause) {
-        http_parser_resume(oc->parser);
+        if (oc->in_parse) {
+            /* Reused from inside the previous response's on_done: llhttp is still on the stack and
+             * will pause when it returns; resume then (on_read). */
+            oc->resume_pending = 1;
+        } else {
+            http_parser_resume(oc->parser);
+            oc->done_pause = 0;
+        }
     }
-    oc->done_pause = 0;
     oc->response_bytes_seen = 0;
     arm_timer(oc, T_FIRST_BYTE, oc->ctx->cfg->first_byte_timeout_ms);
     start_reading(oc);
@@ -466,18 +477,36 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         arm_timer(oc, T_BODY_IDLE, oc->ctx->cfg->upstream_idle_timeout_ms);
     oc->cur_blk = blk;
     size_t consumed = 0;
+    oc->in_parse = 1;
     enum http_parse_status st = http_parser_execute(oc->parser, buf->base, (size_t)nread, &consumed);
+    oc->in_parse = 0;
     oc->cur_blk = NULL;
     buf_unref(blk);
+    if (oc->state == ORIGIN_CLOSING)
+        return;
     if (st == HTTP_PARSE_ERROR) {
         fail(oc, ORIGIN_ERR_PROTOCOL, 0, http_parser_error_reason(oc->parser));
         return;
     }
     if (st == HTTP_PARSE_PAUSED && oc->done_pause) {
         if (consumed < (size_t)nread) {
-            oc->extra_bytes = 1; /* RFC 9112 s9.3: never deliver them, never reuse the connection */
-            if (oc->state == ORIGIN_IDLE)
+            /* RFC 9112 s9.3: bytes after a complete response answer nothing we asked: never deliver
+             * them, never reuse the connection. A new exchange already started on it fails as a
+             * reset (retried, since no byte of its response was seen). */
+            oc->extra_bytes = 1;
+            oc->resume_pending = 0;
+            if (oc->state == ORIGIN_IDLE) {
                 origin_close(oc);
+            } else {
+                oc->response_bytes_seen = 0;
+                fail(oc, ORIGIN_ERR_RESET, UV_EPROTO, "unexpected bytes after the previous response");
+            }
+            return;
+        }
+        if (oc->resume_pending) {
+            oc->resume_pending = 0;
+            oc->done_pause = 0;
+            http_parser_resume(oc->parser);
         }
     }
 }

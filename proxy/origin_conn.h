@@ -76,6 +76,8 @@ struct origin_conn {
     int reading;
     int read_paused;
     int done_pause;     /* the response completed; parser paused until the next exchange */
+    int in_parse;       /* http_parser_execute() is on the stack */
+    int resume_pending; /* the next exchange began inside a parser callback: resume after it returns */
     int extra_bytes;    /* bytes arrived after a complete response: never reusable */
     int eof_seen;
     int timer_mode;

@@ -240,10 +240,6 @@ static void reply_metrics(struct txn *t)
     struct proxy_shared *sh = t->ctx->shared;
     for (unsigned i = 0; i < sh->n_workers; i++)
         metrics_accumulate(&sum, &sh->workers[i]->metrics);
-    struct resolver_stats rs;
-    resolver_get_stats(t->ctx->resolver, &rs);
-    sum.dns_queries += rs.queries;
-    sum.dns_cache_hits += rs.cache_hits;
     char buf[8192];
     size_t n = metrics_format(&sum, buf, sizeof(buf));
     if (n >= sizeof(buf))
@@ -335,7 +331,6 @@ static void handle_connect(struct txn *t)
         reply_error_local(t, 403, msg);
         return;
     }
-    t->hier = "HIER_DIRECT";
     t->result = "TCP_TUNNEL";
     tunnel_begin(t->cc, t, t->uri.host, t->uri.port, t->authority);
 }
@@ -351,6 +346,7 @@ void txn_tunnel_failed(struct txn *t, int status, const char *msg)
 void txn_tunnel_closed(struct txn *t, const char *client, int status, uint64_t bytes, const char *peer)
 {
     check(t);
+    t->hier = "HIER_DIRECT";
     t->status = status;
     t->bytes_out = bytes;
     snprintf(t->peer, sizeof(t->peer), "%s", peer);
@@ -384,6 +380,18 @@ int txn_on_request_head(struct txn *t)
     t->client_ka = t->req.keep_alive && !ctx->shutting_down;
     t->is_head = t->req.method == HTTP_METHOD_HEAD;
 
+    /* Never an open proxy: only clients inside an allow rule are served, for any request. */
+    if (!config_client_allowed(ctx->cfg, (const struct sockaddr *)&t->cc->peer_addr)) {
+        METRIC_INC(&ctx->metrics, errors_forbidden);
+        t->result = "TCP_DENIED";
+        t->client_ka = 0;
+        snprintf(t->url, sizeof(t->url), "%.*s", (int)(t->req.target_len < 4096 ? t->req.target_len : 4096),
+                 t->req.target);
+        char msg[128];
+        snprintf(msg, sizeof(msg), "client address %s is not allowed to use this proxy", t->cc->peer);
+        reply_error_local(t, 403, msg);
+        return HTTP_PARSE_CB_PAUSE;
+    }
     if (t->req.method == HTTP_METHOD_CONNECT) {
         handle_connect(t);
         return HTTP_PARSE_CB_PAUSE;
@@ -427,7 +435,6 @@ int txn_on_request_head(struct txn *t)
             return HTTP_PARSE_CB_PAUSE;
         }
     }
-    t->hier = "HIER_DIRECT";
     dial(t);
     return HTTP_PARSE_CB_PAUSE;
 }
@@ -489,6 +496,7 @@ static void on_origin_connected(void *data)
     struct txn *t = data;
     check(t);
     snprintf(t->peer, sizeof(t->peer), "%s", t->oc->peer);
+    t->hier = "HIER_DIRECT";
     if (send_request_head(t) != 0) {
         METRIC_INC(&t->ctx->metrics, errors_internal);
         origin_close(t->oc);
