@@ -120,6 +120,40 @@ int http_msg_has_token(const struct http_msg *m, const char *name, const char *t
     return 0;
 }
 
+int http_msg_clone(struct http_msg *dst, const struct http_msg *m, struct arena *a)
+{
+    *dst = *m;
+    if (m->n_fields == 0)
+        return 0;
+    size_t cap = m->n_fields + 8;
+    dst->fields = arena_alloc(a, cap * sizeof(*dst->fields));
+    if (dst->fields == NULL)
+        return -ENOMEM;
+    memcpy(dst->fields, m->fields, m->n_fields * sizeof(*dst->fields));
+    dst->cap_fields = cap;
+    return 0;
+}
+
+int http_msg_clone_deep(struct http_msg *dst, const struct http_msg *m, struct arena *a)
+{
+    if (http_msg_clone(dst, m, a) != 0)
+        return -ENOMEM;
+    if (m->target != NULL && (dst->target = arena_strndup(a, m->target, m->target_len)) == NULL)
+        return -ENOMEM;
+    if (m->reason != NULL && (dst->reason = arena_strndup(a, m->reason, m->reason_len)) == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < dst->n_fields; i++) {
+        struct http_field *f = &dst->fields[i];
+        char *n = arena_strndup(a, f->name, f->name_len);
+        char *v = arena_strndup(a, f->value, f->value_len);
+        if (n == NULL || v == NULL)
+            return -ENOMEM;
+        f->name = n;
+        f->value = v;
+    }
+    return 0;
+}
+
 enum http_method http_method_from_name(const char *name, size_t len)
 {
     /* Methods are case-sensitive (RFC 9110 s9.1): "get" is not GET. */

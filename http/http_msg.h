@@ -97,6 +97,14 @@ size_t http_msg_count(const struct http_msg *m, const char *name);
  * Used for Connection, Transfer-Encoding, Cache-Control directives without arguments. */
 int http_msg_has_token(const struct http_msg *m, const char *name, const char *token);
 
+/* Copies m into dst with a field vector of its own (in the arena), so that marking or adding fields
+ * in one leaves the other as it was; strings are shared. 0 or -ENOMEM. */
+int http_msg_clone(struct http_msg *dst, const struct http_msg *m, struct arena *a);
+
+/* Like http_msg_clone, but every string is copied into the arena too: the copy outlives the
+ * original's arena. 0 or -ENOMEM. */
+int http_msg_clone_deep(struct http_msg *dst, const struct http_msg *m, struct arena *a);
+
 enum http_method http_method_from_name(const char *name, size_t len);
 
 /* Case-insensitive ASCII comparison of a counted string with a C string. */

@@ -98,12 +98,13 @@ static int cb_head(void *data, struct http_msg *msg)
         arm(cc, CT_BODY, cc->ctx->cfg->client_idle_timeout_ms);
     else
         disarm(cc);
+    /* Read before the call: the transaction (which owns msg) may finish and be freed inside it. */
+    int bodyless = msg->framing == HTTP_BODY_NONE && msg->method != HTTP_METHOD_CONNECT;
     int rc = txn_on_request_head(t);
     /* A request without a body is complete right here: let the parser reach its end at once (it
      * pauses there, in cb_done). One with a body waits until the transaction can take it; CONNECT
      * waits forever, since what follows it belongs to the tunnel. */
-    if (rc == HTTP_PARSE_CB_PAUSE && msg->framing == HTTP_BODY_NONE && msg->method != HTTP_METHOD_CONNECT &&
-        cc->txn == t)
+    if (rc == HTTP_PARSE_CB_PAUSE && bodyless && cc->txn == t)
         return 0;
     return rc;
 }

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "proxy/buf.h"
+#include "proxy/cache.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -23,6 +24,7 @@ struct proxy_shared {
     const struct proxy_config *cfg;
     struct log_file error_log;
     struct log_file access_log;
+    struct cache *cache;        /* NULL when the cache could not be opened (larder then only forwards) */
     struct proxy_ctx **workers; /* for summing metrics */
     unsigned n_workers;
     /* Test-only offset added to the cache clock (test_hooks on); read with relaxed atomics. */
@@ -66,7 +68,10 @@ struct proxy_ctx {
     struct log_file *access; /* = &shared->access_log */
     struct resolver *resolver;
     struct metrics metrics;
-    struct buf_pool bufs;
+    struct buf_pool bufs;     /* 64 KiB blocks for socket reads */
+    struct buf_pool big_bufs; /* STORE_CHUNK_SIZE blocks for reads from the store */
+    struct cache_loop cache;
+    struct list_node revalidating; /* background revalidations in flight (txn.reval_link) */
 
     struct list_node clients;      /* every open client_conn */
     struct list_node origins_idle; /* idle pooled origin_conns, oldest first */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "proxy/cache.h"
 #include "proxy/config.h"
 #include "proxy/ctx.h"
 #include "proxy/listener.h"
@@ -101,6 +102,14 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* The cache is optional at run time: a store that cannot be opened (unwritable cache_dir, a
+     * corrupt or foreign file) is reported, and larder forwards without caching rather than not at all. */
+    if (cache_open(&app.shared.cache, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "larder: cache disabled: %s\n", err);
+        LOG_ERROR(&app.shared.error_log, 0, "cache disabled: %s", err);
+        app.shared.cache = NULL;
+    }
+
     unsigned n = cfg->workers ? cfg->workers : (unsigned)uv_available_parallelism();
     if (n == 0)
         n = 1;
@@ -169,6 +178,7 @@ int main(int argc, char **argv)
     uv_run(loop0, UV_RUN_DEFAULT);
     for (unsigned i = 0; i < n; i++)
         worker_free(app.workers[i]);
+    cache_close(app.shared.cache);
     LOG_INFO(&app.shared.error_log, 0, "stopped");
     if (cfg->pid_file != NULL)
         unlink(cfg->pid_file);

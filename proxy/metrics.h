@@ -38,7 +38,26 @@
     X(errors_upstream_response)                                                                                          \
     X(errors_timeout)                                                                                                    \
     X(errors_client_aborted)                                                                                             \
-    X(errors_internal)
+    X(errors_internal)                                                                                                   \
+    X(cache_hits)                                                                                                        \
+    X(cache_misses)                                                                                                      \
+    X(cache_passes)                                                                                                      \
+    X(cache_revalidations)                                                                                               \
+    X(cache_revalidated_304)                                                                                             \
+    X(cache_refresh_modified)                                                                                            \
+    X(cache_meta_updates)                                                                                                \
+    X(cache_stale_served)                                                                                                \
+    X(cache_client_304)                                                                                                  \
+    X(cache_range_hits)                                                                                                  \
+    X(cache_stores)                                                                                                      \
+    X(cache_store_aborts)                                                                                                \
+    X(cache_store_failures)                                                                                              \
+    X(cache_not_storable)                                                                                                \
+    X(cache_invalidations)                                                                                               \
+    X(cache_only_if_cached_fail)                                                                                         \
+    X(cache_background_active)                                                                                           \
+    X(cache_read_errors)                                                                                                 \
+    X(cache_body_bytes_served)
 
 struct metrics {
 #define METRICS_FIELD(name) uint64_t name;

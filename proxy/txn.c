@@ -9,60 +9,16 @@
 
 #include "http/http_write.h"
 #include "proxy/access_log.h"
-#include "proxy/client_conn.h"
-#include "proxy/origin_conn.h"
 #include "proxy/reply.h"
-#include "proxy/resolver.h"
 #include "proxy/tunnel.h"
+#include "proxy/txn_internal.h"
 
-#define TXN_MAGIC 0x54584e31u /* "TXN1" */
 #define TXN_ARENA_BLOCK 8192
 
-enum out_framing { OUT_NONE, OUT_LENGTH, OUT_CHUNKED, OUT_CLOSE };
-
-struct txn {
-    uint32_t magic;
-    struct proxy_ctx *ctx;
-    struct client_conn *cc;
-    uint64_t id;
-    struct arena arena;
-    struct http_msg req;
-    struct http_uri uri;
-    char url[8192 + 300];    /* normalised absolute URI, for logs and (later) the cache key */
-    char authority[300];     /* pool key */
-    struct http_msg *resp;   /* current response from upstream (an interim one until the final) */
-    struct origin_conn *oc;
-
-    uint64_t start_ms;
-    uint64_t bytes_out;
-    int status;            /* final status sent to the client, 0 before */
-    const char *result;    /* Squid result code */
-    const char *hier;
-    char peer[64];
-    char content_type[128];
-
-    int client_http10;
-    int client_ka;       /* the connection may carry another request after this one */
-    int req_complete;    /* the whole request was read from the client */
-    int req_forwarding;  /* request bytes go upstream as they are parsed */
-    int req_sent;        /* the whole request was queued upstream */
-    int head_sent;       /* the final response head was queued to the client */
-    int resp_complete;
-    int local_reply;     /* larder answered itself */
-    enum out_framing out;
-    int retried;
-    int is_head;
-    int in_interim;
-    int logged;
-    int max_forwards;    /* -1 when absent */
-};
-
-static const struct origin_handler origin_cb;
-
-static void check(const struct txn *t)
+void txn__check(const struct txn *t)
 {
     if (t == NULL || t->magic != TXN_MAGIC)
-        abort();
+        abort(); /* a stale pointer crossed a void* boundary: stopping beats corrupting memory */
 }
 
 uint64_t txn_id(const struct txn *t)
@@ -75,28 +31,40 @@ int txn_accepts_body(const struct txn *t)
     return t->req_forwarding && !t->req_complete && t->oc != NULL && !outq_over_high(&t->oc->out);
 }
 
-struct txn *txn_new(struct client_conn *cc)
+const char *txn__via_name(const struct txn *t)
+{
+    return t->ctx->cfg->visible_hostname;
+}
+
+static struct txn *txn_alloc(struct proxy_ctx *ctx)
 {
     struct txn *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
-    struct proxy_ctx *ctx = cc->ctx;
     /* Room for a maximal request head and a large response head, both copied into the arena. */
-    size_t limit = ctx->cfg->request_header_max_bytes * 2 + 512 * 1024;
+    size_t limit = ctx->cfg->request_header_max_bytes * 4 + 1024 * 1024;
     if (arena_init(&t->arena, TXN_ARENA_BLOCK, limit) != 0) {
         free(t);
         return NULL;
     }
     t->magic = TXN_MAGIC;
     t->ctx = ctx;
-    t->cc = cc;
     t->id = ++ctx->next_txn_id;
     t->start_ms = uv_now(ctx->loop);
     t->result = "TCP_MISS";
     t->hier = "HIER_NONE";
     snprintf(t->peer, sizeof(t->peer), "-");
     t->max_forwards = -1;
+    list_init(&t->reval_link);
     http_msg_init(&t->req, 1);
+    return t;
+}
+
+struct txn *txn_new(struct client_conn *cc)
+{
+    struct txn *t = txn_alloc(cc->ctx);
+    if (t != NULL)
+        t->cc = cc;
     return t;
 }
 
@@ -104,14 +72,26 @@ void txn_free(struct txn *t)
 {
     if (t == NULL)
         return;
-    check(t);
+    txn__check(t);
+    txn__fill_abort(t);
     if (t->oc != NULL) {
         origin_close(t->oc);
         t->oc = NULL;
     }
+    if (t->background)
+        METRIC_DEC(&t->ctx->metrics, cache_background_active);
+    list_remove(&t->reval_link);
+    cache_entry_release(&t->entry);
+    free(t->pend);
     arena_free(&t->arena);
     t->magic = 0;
     free(t);
+}
+
+void txn_abort_background(struct proxy_ctx *ctx)
+{
+    while (!list_empty(&ctx->revalidating))
+        txn_free(container_of(ctx->revalidating.next, struct txn, reval_link));
 }
 
 struct http_msg *txn_request_msg(struct txn *t, struct arena **arena)
@@ -170,12 +150,39 @@ void txn_log_rejected(struct client_conn *cc, struct txn *t, int status, uint64_
     log_access(t, cc->peer);
 }
 
-/* The transaction is over once its response is queued and its request has been read (or will not
- * be: then the connection cannot carry another request). */
-static void maybe_finish(struct txn *t)
+void txn__cache_status(const struct txn *t, char *buf, size_t len)
 {
-    if (!t->resp_complete || t->cc == NULL)
+    /* RFC 9211 s2: the cache's name, then either "hit" or "fwd=<why>", with parameters. */
+    int n;
+    if (t->hit) {
+        n = snprintf(buf, len, "%s; hit", txn__via_name(t));
+        if (t->hit_ttl != INT64_MIN && n > 0 && (size_t)n < len)
+            n += snprintf(buf + n, len - (size_t)n, "; ttl=%" PRId64, t->hit_ttl);
         return;
+    }
+    n = snprintf(buf, len, "%s; fwd=%s", txn__via_name(t), t->fwd ? t->fwd : "miss");
+    if (t->fwd_status && n > 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, "; fwd-status=%d", t->fwd_status);
+    if (t->stored && n > 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, "; stored");
+}
+
+/* The transaction is over once its response is queued, its request has been read (or will not be:
+ * then the connection cannot carry another request) and what it stores has been handed to the
+ * writer. */
+void txn__maybe_finish(struct txn *t)
+{
+    if (!t->resp_complete)
+        return;
+    if (t->fill != NULL && (t->n_pend > 0 || t->commit_pending))
+        return; /* the store still needs bytes this transaction holds */
+    if (t->cc == NULL) {
+        /* Background revalidation, or a client that left: nothing to tell anyone. */
+        if (!t->logged && t->background)
+            log_access(t, "-");
+        txn_free(t);
+        return;
+    }
     if (!t->req_complete)
         t->client_ka = 0; /* the rest of the request body is unread: the connection cannot be reused */
     if (t->oc != NULL) {
@@ -201,8 +208,13 @@ static struct reply_opts reply_opts_for(struct txn *t)
 
 /* larder answers the request itself. A request whose body has not been read cannot be followed by
  * another on the same connection, so such a connection closes after the reply. */
-static void reply_local(struct txn *t, int status, const char *body, size_t len, const char *ctype, const char *extra)
+void txn__reply_local(struct txn *t, int status, const char *body, size_t len, const char *ctype, const char *extra)
 {
+    if (t->cc == NULL) {
+        t->resp_complete = 1;
+        txn__maybe_finish(t);
+        return;
+    }
     if (t->req.framing != HTTP_BODY_NONE && !t->req_complete)
         t->client_ka = 0;
     struct reply_opts o = reply_opts_for(t);
@@ -213,15 +225,14 @@ static void reply_local(struct txn *t, int status, const char *body, size_t len,
     t->bytes_out += n > 0 ? (uint64_t)n : 0;
     t->head_sent = 1;
     t->resp_complete = 1;
-    t->local_reply = 1;
     if (!t->client_ka || t->req_complete) {
         t->req_complete = 1; /* nothing more will be read */
-        maybe_finish(t);
+        txn__maybe_finish(t);
     }
     /* Otherwise the parser is about to reach the end of this body-less request; on_done finishes. */
 }
 
-static void reply_error_local(struct txn *t, int status, const char *reason)
+void txn__reply_error(struct txn *t, int status, const char *reason)
 {
     char body[600];
     int n = snprintf(body, sizeof(body), "larder: %s\n", reason);
@@ -231,7 +242,9 @@ static void reply_error_local(struct txn *t, int status, const char *reason)
         t->client_ka = 0; /* a request we could not understand leaves the stream's framing in doubt */
     LOG_INFO(t->ctx->log, t->id, "%s %.200s from %s: %d %s", t->req.method_name ? t->req.method_name : "-",
              t->url[0] ? t->url : (t->req.target ? t->req.target : "-"), t->cc ? t->cc->peer : "-", status, reason);
-    reply_local(t, status, body, (size_t)n, NULL, NULL);
+    char cs[160];
+    snprintf(cs, sizeof(cs), "Cache-Status: %s; fwd=%s\r\n", txn__via_name(t), t->fwd ? t->fwd : "bypass");
+    txn__reply_local(t, status, body, (size_t)n, NULL, cs);
 }
 
 static void reply_metrics(struct txn *t)
@@ -240,13 +253,51 @@ static void reply_metrics(struct txn *t)
     struct proxy_shared *sh = t->ctx->shared;
     for (unsigned i = 0; i < sh->n_workers; i++)
         metrics_accumulate(&sum, &sh->workers[i]->metrics);
-    char buf[8192];
+    char buf[12288];
     size_t n = metrics_format(&sum, buf, sizeof(buf));
+    if (sh->cache != NULL && n < sizeof(buf)) {
+        struct store_counters sc;
+        store_counters_get(sh->cache->store, &sc);
+        struct store_writer_stats ws;
+        store_writer_stats_get(sh->cache->writer, &ws);
+        int m = snprintf(buf + n, sizeof(buf) - n,
+                         "store_meta_writes %" PRIu64 "\nstore_body_chunk_writes %" PRIu64
+                         "\nstore_body_bytes_written %" PRIu64 "\nstore_body_bytes_read %" PRIu64
+                         "\nstore_evictions %" PRIu64 "\nstore_reclaimed_bodies %" PRIu64 "\nstore_write_txns %" PRIu64
+                         "\nstore_map_full %" PRIu64 "\nstore_collisions %" PRIu64 "\nstore_used_bytes %" PRIu64
+                         "\nstore_entries %" PRIu64 "\nstore_pending_bodies %" PRIu64 "\nstore_promotions %" PRIu64
+                         "\nstore_replacements %" PRIu64 "\nstore_writer_batches %" PRIu64
+                         "\nstore_writer_eagain %" PRIu64 "\n",
+                         sc.meta_writes, sc.body_chunk_writes, sc.body_bytes_written, sc.body_bytes_read, sc.evictions,
+                         sc.reclaimed_bodies, sc.write_txns, sc.map_full, sc.collisions, sc.used_bytes, sc.entries,
+                         sc.pending_bodies, sc.promotions, sc.replacements, ws.batches, ws.eagain);
+        if (m > 0)
+            n += (size_t)m;
+    }
     if (n >= sizeof(buf))
         n = sizeof(buf) - 1;
-    t->result = "TCP_MISS";
     snprintf(t->url, sizeof(t->url), "larder:metrics");
-    reply_local(t, 200, buf, n, "text/plain; charset=utf-8", NULL);
+    t->fwd = "bypass";
+    txn__reply_local(t, 200, buf, n, "text/plain; charset=utf-8", NULL);
+}
+
+/* Test hook (test_hooks on): POST /larder/clock?advance=SECONDS moves the cache clock forward, so
+ * integration tests make responses stale without sleeping. */
+static void reply_clock(struct txn *t, const char *query, size_t qlen)
+{
+    int64_t adv = 0;
+    const char *p = memmem(query, qlen, "advance=", 8);
+    if (p != NULL) {
+        p += 8;
+        while (p < query + qlen && *p >= '0' && *p <= '9')
+            adv = adv * 10 + (*p++ - '0');
+    }
+    int64_t now = __atomic_add_fetch(&t->ctx->shared->clock_offset_s, adv, __ATOMIC_RELAXED);
+    char body[64];
+    int n = snprintf(body, sizeof(body), "offset %" PRId64 "\n", now);
+    snprintf(t->url, sizeof(t->url), "larder:clock");
+    t->fwd = "bypass";
+    txn__reply_local(t, 200, body, (size_t)n, NULL, NULL);
 }
 
 /* Requests addressed to larder itself (origin-form). */
@@ -259,11 +310,15 @@ static void handle_origin_form(struct txn *t)
         reply_metrics(t);
         return;
     }
+    if (t->ctx->cfg->test_hooks && t->req.method == HTTP_METHOD_POST && tl >= 13 && memcmp(tg, "/larder/clock", 13) == 0) {
+        reply_clock(t, tg + 13, tl - 13);
+        return;
+    }
     METRIC_INC(&t->ctx->metrics, errors_bad_request);
     t->result = "TAG_NONE";
-    reply_error_local(t, 400,
-                      "this is a forward proxy: requests must use an absolute URI (GET http://host/path HTTP/1.1), "
-                      "or CONNECT host:port");
+    txn__reply_error(t, 400,
+                     "this is a forward proxy: requests must use an absolute URI (GET http://host/path HTTP/1.1), "
+                     "or CONNECT host:port");
 }
 
 /* RFC 9110 s7.6.2: Max-Forwards on OPTIONS and TRACE. 0 means this hop answers. */
@@ -281,10 +336,12 @@ static int parse_max_forwards(const struct http_msg *m)
     return v;
 }
 
+static const char allow_methods[] = "Allow: GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH\r\n";
+
 static void answer_max_forwards_zero(struct txn *t)
 {
     if (t->req.method == HTTP_METHOD_OPTIONS) {
-        reply_local(t, 200, "", 0, NULL, "Allow: GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH\r\n");
+        txn__reply_local(t, 200, "", 0, NULL, allow_methods);
         return;
     }
     /* TRACE: reflect the request as received (RFC 9110 s9.3.8), minus fields that carry credentials. */
@@ -293,7 +350,7 @@ static void answer_max_forwards_zero(struct txn *t)
         cap += t->req.fields[i].name_len + t->req.fields[i].value_len + 4;
     char *body = arena_alloc(&t->arena, cap);
     if (body == NULL) {
-        reply_error_local(t, 500, "request too large to reflect");
+        txn__reply_error(t, 500, "request too large to reflect");
         return;
     }
     size_t n = (size_t)snprintf(body, cap, "TRACE %s HTTP/%d.%d\r\n", t->req.target, t->req.version_major,
@@ -306,7 +363,7 @@ static void answer_max_forwards_zero(struct txn *t)
         n += (size_t)snprintf(body + n, cap - n, "%s: %s\r\n", f->name, f->value);
     }
     n += (size_t)snprintf(body + n, cap - n, "\r\n");
-    reply_local(t, 200, body, n, "message/http", NULL);
+    txn__reply_local(t, 200, body, n, "message/http", NULL);
 }
 
 /* CONNECT host:port (RFC 9110 s9.3.6): only to allowed ports, so larder is no relay for mail or
@@ -315,10 +372,11 @@ static void handle_connect(struct txn *t)
 {
     const char *why = NULL;
     t->client_ka = 0; /* after a tunnel, or a refused one, nothing more is read from this connection */
+    t->mode = MODE_TUNNEL;
     if (http_uri_parse(t->req.target, t->req.target_len, 1, &t->uri, &why) != 0) {
         METRIC_INC(&t->ctx->metrics, errors_bad_request);
         t->result = "TAG_NONE";
-        reply_error_local(t, 400, why ? why : "invalid CONNECT target");
+        txn__reply_error(t, 400, why ? why : "invalid CONNECT target");
         return;
     }
     http_uri_authority(&t->uri, t->authority, sizeof(t->authority));
@@ -328,7 +386,7 @@ static void handle_connect(struct txn *t)
         t->result = "TCP_DENIED";
         char msg[128];
         snprintf(msg, sizeof(msg), "CONNECT to port %u is not allowed (connect_ports)", (unsigned)t->uri.port);
-        reply_error_local(t, 403, msg);
+        txn__reply_error(t, 403, msg);
         return;
     }
     t->result = "TCP_TUNNEL";
@@ -337,15 +395,15 @@ static void handle_connect(struct txn *t)
 
 void txn_tunnel_failed(struct txn *t, int status, const char *msg)
 {
-    check(t);
+    txn__check(t);
     t->result = "TCP_TUNNEL";
     LOG_WARN(t->ctx->log, t->id, "CONNECT %s: %d %s", t->authority, status, msg);
-    reply_error_local(t, status, msg);
+    txn__reply_error(t, status, msg);
 }
 
 void txn_tunnel_closed(struct txn *t, const char *client, int status, uint64_t bytes, const char *peer)
 {
-    check(t);
+    txn__check(t);
     t->hier = "HIER_DIRECT";
     t->status = status;
     t->bytes_out = bytes;
@@ -355,30 +413,159 @@ void txn_tunnel_closed(struct txn *t, const char *client, int status, uint64_t b
     txn_free(t);
 }
 
-static void dial(struct txn *t)
+/* RFC 5861 s3: a stale response served at once; this fetches a fresh one behind it, without a client.
+ * One background revalidation per stored response at a time. */
+static void spawn_background_revalidation(struct txn *fg)
 {
-    struct origin_conn *oc = origin_pool_take(t->ctx, t->authority, &origin_cb, t);
-    if (oc != NULL) {
-        t->oc = oc;
-        snprintf(t->peer, sizeof(t->peer), "%s", oc->peer);
-        origin_cb.on_connected(t);
+    struct proxy_ctx *ctx = fg->ctx;
+    for (struct list_node *n = ctx->revalidating.next; n != &ctx->revalidating; n = n->next) {
+        struct txn *b = container_of(n, struct txn, reval_link);
+        if (memcmp(&b->entry.vkey, &fg->entry.vkey, sizeof(b->entry.vkey)) == 0)
+            return;
+    }
+    struct txn *t = txn_alloc(ctx);
+    if (t == NULL)
+        return;
+    t->background = 1;
+    t->entry.vkey = fg->entry.vkey;
+    list_insert_tail(&ctx->revalidating, &t->reval_link);
+    METRIC_INC(&ctx->metrics, cache_background_active);
+    if (http_msg_clone_deep(&t->req, &fg->client_req, &t->arena) != 0 ||
+        http_msg_clone(&t->client_req, &t->req, &t->arena) != 0) {
+        txn_free(t);
         return;
     }
-    t->oc = origin_dial(t->ctx, t->uri.host, t->uri.port, t->authority, &origin_cb, t);
-    if (t->oc == NULL) {
-        METRIC_INC(&t->ctx->metrics, errors_internal);
-        reply_error_local(t, 500, "out of memory");
+    t->uri = fg->uri;
+    /* path_and_query points into the foreground's arena: re-parse from our own copy of the target. */
+    const char *why;
+    if (http_uri_parse(t->req.target, t->req.target_len, 0, &t->uri, &why) != 0) {
+        txn_free(t);
+        return;
+    }
+    memcpy(t->url, fg->url, sizeof(t->url));
+    t->url_len = fg->url_len;
+    memcpy(t->authority, fg->authority, sizeof(t->authority));
+    t->is_head = 0;
+    t->req_complete = 1;
+    t->req.method = HTTP_METHOD_GET;
+    t->req.method_name = "GET";
+    t->req.method_len = 3;
+    t->req.framing = HTTP_BODY_NONE;
+    t->result = "TCP_REFRESH";
+    int64_t now = ctx_now_s(ctx);
+    if (cache_lookup(&ctx->cache, t->url, t->url_len, &t->req, &t->arena, &t->entry) != 0 || !t->entry.found) {
+        txn_free(t);
+        return;
+    }
+    struct cp_stored st = {&t->entry.resp, t->entry.meta.rec.request_time, t->entry.meta.rec.response_time,
+                           t->entry.meta.rec.variant, t->entry.meta.rec.variant_len, 0};
+    cp_decide(&t->req, &st, now, &ctx->shared->cache->limits, &t->dec);
+    if (cp_conditional(&t->entry.resp, &t->req, &t->arena) <= 0) {
+        txn_free(t);
+        return;
+    }
+    t->mode = MODE_REVALIDATE;
+    t->fwd = "stale";
+    METRIC_INC(&ctx->metrics, cache_revalidations);
+    txn__dial(t);
+}
+
+/* RFC 9111 s4: look the request up and let the policy decide. Returns 1 when the request was
+ * answered or is being answered from the store, 0 when it goes upstream (t->mode says how). */
+static int consult_cache(struct txn *t)
+{
+    struct proxy_ctx *ctx = t->ctx;
+    struct cache *cache = ctx->shared->cache;
+    if (cache == NULL || (t->req.method != HTTP_METHOD_GET && t->req.method != HTTP_METHOD_HEAD)) {
+        t->mode = MODE_PASS;
+        t->fwd = t->req.method == HTTP_METHOD_GET || t->req.method == HTTP_METHOD_HEAD ? "bypass" : "method";
+        return 0;
+    }
+    int64_t now = ctx_now_s(ctx);
+    int rc = cache_lookup(&ctx->cache, t->url, t->url_len, &t->req, &t->arena, &t->entry);
+    if (rc != 0) {
+        LOG_WARN(ctx->log, t->id, "cache lookup of %s failed: %s (treated as a miss)", t->url, store_strerror(rc));
+        cache_entry_release(&t->entry);
+        memset(&t->entry, 0, sizeof(t->entry));
+    }
+    struct cp_stored st;
+    if (t->entry.found) {
+        st = (struct cp_stored){&t->entry.resp, t->entry.meta.rec.request_time, t->entry.meta.rec.response_time,
+                                t->entry.meta.rec.variant, t->entry.meta.rec.variant_len, 0};
+    }
+    cp_decide(&t->req, t->entry.found ? &st : NULL, now, &cache->limits, &t->dec);
+    LOG_DEBUG(ctx->log, t->id, "%s %s: %s (%s), age %" PRId64 " lifetime %" PRId64, t->req.method_name, t->url,
+              cp_action_name(t->dec.action), t->dec.reason ? t->dec.reason : "-", t->dec.age, t->dec.lifetime);
+
+    if (t->dec.flags & CP_F_ONLY_IF_CACHED) {
+        /* RFC 9111 s5.2.1.7 */
+        METRIC_INC(&ctx->metrics, cache_only_if_cached_fail);
+        t->result = "TCP_MISS";
+        t->fwd = "miss";
+        txn__reply_error(t, 504, "only-if-cached: the response is not in the cache");
+        return 1;
+    }
+    switch (t->dec.action) {
+    case CP_HIT:
+        METRIC_INC(&ctx->metrics, cache_hits);
+        if (t->dec.flags & CP_F_STALE)
+            METRIC_INC(&ctx->metrics, cache_stale_served);
+        t->mode = MODE_HIT;
+        t->hit = 1;
+        t->result = (t->dec.flags & CP_F_STALE) ? "TCP_STALE_HIT" : "TCP_HIT";
+        t->hit_ttl = t->dec.lifetime - t->dec.age;
+        store_note_hit(cache->store, &t->entry.vkey);
+        txn__serve_stored(t, &t->entry.resp, &t->entry.meta.rec);
+        return 1;
+    case CP_REVALIDATE:
+        if ((t->dec.flags & CP_F_SWR) && t->req.method == HTTP_METHOD_GET) {
+            /* RFC 5861 s3: answer with the stale response now, refresh it in the background. */
+            METRIC_INC(&ctx->metrics, cache_hits);
+            METRIC_INC(&ctx->metrics, cache_stale_served);
+            t->mode = MODE_HIT;
+            t->hit = 1;
+            t->hit_ttl = t->dec.lifetime - t->dec.age;
+            t->result = "TCP_STALE_HIT";
+            spawn_background_revalidation(t);
+            txn__serve_stored(t, &t->entry.resp, &t->entry.meta.rec);
+            return 1;
+        }
+        if (t->req.method == HTTP_METHOD_GET && cp_conditional(&t->entry.resp, &t->req, &t->arena) > 0) {
+            METRIC_INC(&ctx->metrics, cache_revalidations);
+            t->mode = MODE_REVALIDATE;
+            t->fwd = (t->dec.reason && strstr(t->dec.reason, "request")) ? "request" : "stale";
+            t->result = "TCP_REFRESH_MISS";
+            return 0;
+        }
+        /* No validator to send (or HEAD): fetch in full; a 200 replaces the stored response. */
+        METRIC_INC(&ctx->metrics, cache_misses);
+        t->mode = MODE_MISS;
+        t->fwd = "stale";
+        t->result = "TCP_CLIENT_REFRESH_MISS";
+        return 0;
+    case CP_MISS:
+        METRIC_INC(&ctx->metrics, cache_misses);
+        t->mode = MODE_MISS;
+        t->fwd = t->entry.vary_miss ? "vary-miss" : "uri-miss";
+        return 0;
+    case CP_PASS:
+    default:
+        METRIC_INC(&ctx->metrics, cache_passes);
+        t->mode = MODE_PASS;
+        t->fwd = (t->dec.flags & CP_F_NO_STORE) ? "request" : "bypass";
+        return 0;
     }
 }
 
 int txn_on_request_head(struct txn *t)
 {
-    check(t);
+    txn__check(t);
     struct proxy_ctx *ctx = t->ctx;
     METRIC_INC(&ctx->metrics, client_requests);
     t->client_http10 = t->req.version_minor == 0;
     t->client_ka = t->req.keep_alive && !ctx->shutting_down;
     t->is_head = t->req.method == HTTP_METHOD_HEAD;
+    t->hit_ttl = INT64_MIN;
 
     /* Never an open proxy: only clients inside an allow rule are served, for any request. */
     if (!config_client_allowed(ctx->cfg, (const struct sockaddr *)&t->cc->peer_addr)) {
@@ -389,7 +576,7 @@ int txn_on_request_head(struct txn *t)
                  t->req.target);
         char msg[128];
         snprintf(msg, sizeof(msg), "client address %s is not allowed to use this proxy", t->cc->peer);
-        reply_error_local(t, 403, msg);
+        txn__reply_error(t, 403, msg);
         return HTTP_PARSE_CB_PAUSE;
     }
     if (t->req.method == HTTP_METHOD_CONNECT) {
@@ -403,31 +590,32 @@ int txn_on_request_head(struct txn *t)
     const char *why = NULL;
     if (http_uri_parse(t->req.target, t->req.target_len, 0, &t->uri, &why) != 0) {
         METRIC_INC(&ctx->metrics, errors_bad_request);
-        reply_error_local(t, 400, why ? why : "invalid request-target");
+        txn__reply_error(t, 400, why ? why : "invalid request-target");
         return HTTP_PARSE_CB_PAUSE;
     }
     if (t->uri.form == URI_FORM_ASTERISK) {
         /* "OPTIONS *" sent to the proxy is about the proxy itself (RFC 9110 s9.3.7). */
         if (t->req.method == HTTP_METHOD_OPTIONS)
-            reply_local(t, 200, "", 0, NULL, "Allow: GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH\r\n");
+            txn__reply_local(t, 200, "", 0, NULL, allow_methods);
         else
-            reply_error_local(t, 400, "'*' is a valid request-target only for OPTIONS");
+            txn__reply_error(t, 400, "'*' is a valid request-target only for OPTIONS");
         return HTTP_PARSE_CB_PAUSE;
     }
-    if (http_uri_normalize(&t->uri, t->url, sizeof(t->url)) < 0 ||
-        http_uri_authority(&t->uri, t->authority, sizeof(t->authority)) < 0) {
-        reply_error_local(t, 414, "URI too long");
+    int ul = http_uri_normalize(&t->uri, t->url, sizeof(t->url));
+    if (ul < 0 || http_uri_authority(&t->uri, t->authority, sizeof(t->authority)) < 0) {
+        txn__reply_error(t, 414, "URI too long");
         return HTTP_PARSE_CB_PAUSE;
     }
+    t->url_len = (size_t)ul;
     if (ctx->cfg->request_body_max_bytes && t->req.framing == HTTP_BODY_LENGTH &&
         t->req.content_length > ctx->cfg->request_body_max_bytes) {
-        reply_error_local(t, 413, "request body larger than request_body_max_bytes");
+        txn__reply_error(t, 413, "request body larger than request_body_max_bytes");
         return HTTP_PARSE_CB_PAUSE;
     }
     if (t->req.method == HTTP_METHOD_OPTIONS || t->req.method == HTTP_METHOD_TRACE) {
         t->max_forwards = parse_max_forwards(&t->req);
         if (t->max_forwards == -2) {
-            reply_error_local(t, 400, "invalid Max-Forwards");
+            txn__reply_error(t, 400, "invalid Max-Forwards");
             return HTTP_PARSE_CB_PAUSE;
         }
         if (t->max_forwards == 0) {
@@ -435,411 +623,25 @@ int txn_on_request_head(struct txn *t)
             return HTTP_PARSE_CB_PAUSE;
         }
     }
-    dial(t);
+    /* The client's request as sent, before validators are added: its own conditionals are evaluated
+     * against whatever response it ends up with (RFC 9111 s4.3.2). */
+    if (http_msg_clone(&t->client_req, &t->req, &t->arena) != 0) {
+        txn__reply_error(t, 431, "request header fields too large");
+        return HTTP_PARSE_CB_PAUSE;
+    }
+    if (consult_cache(t))
+        return HTTP_PARSE_CB_PAUSE;
+    txn__dial(t);
     return HTTP_PARSE_CB_PAUSE;
 }
 
-/* Builds the request head for upstream from the parsed request: never the bytes received
- * (RFC 9112 s11.2), origin-form target, Host from the URI authority (RFC 9110 s7.2: the URI wins
- * over a Host field that disagrees), hop-by-hop fields gone, Via appended (RFC 9110 s7.6.3). */
-static int send_request_head(struct txn *t)
-{
-    struct http_msg *r = &t->req;
-    char target[8192 + 16];
-    if (t->req.method == HTTP_METHOD_OPTIONS && t->uri.path_empty) {
-        snprintf(target, sizeof(target), "*"); /* RFC 9112 s3.2.4 */
-    } else if (http_uri_origin_form(&t->uri, target, sizeof(target)) < 0) {
-        return -ENOSPC;
-    }
-    char host[300];
-    if (http_uri_host_header(&t->uri, host, sizeof(host)) < 0)
-        return -ENOSPC;
-    http_mark_hop_by_hop(r);
-    http_msg_remove(r, "host");
-    http_msg_remove(r, "content-length");
-    char *start = arena_printf(&t->arena, "%.*s %s HTTP/1.1", (int)r->method_len, r->method_name, target);
-    char via[300], clen[32], mf[16];
-    snprintf(via, sizeof(via), "%d.%d %s", r->version_major, r->version_minor, t->ctx->cfg->visible_hostname);
-    struct http_extra_field extra[5];
-    size_t n = 0;
-    extra[n++] = (struct http_extra_field){"Host", host};
-    if (r->framing == HTTP_BODY_LENGTH) {
-        snprintf(clen, sizeof(clen), "%" PRIu64, r->content_length);
-        extra[n++] = (struct http_extra_field){"Content-Length", clen};
-    } else if (r->framing == HTTP_BODY_CHUNKED) {
-        extra[n++] = (struct http_extra_field){"Transfer-Encoding", "chunked"};
-    }
-    if (t->max_forwards > 0) {
-        http_msg_remove(r, "max-forwards");
-        snprintf(mf, sizeof(mf), "%d", t->max_forwards - 1);
-        extra[n++] = (struct http_extra_field){"Max-Forwards", mf};
-    }
-    extra[n++] = (struct http_extra_field){"Via", via};
-    if (start == NULL)
-        return -ENOMEM;
-    size_t size = http_head_size(start, r, extra, n);
-    struct buf_block *b = buf_new(size);
-    if (b == NULL)
-        return -ENOMEM;
-    size_t len = http_head_write(b->data, start, r, extra, n);
-    int rc = outq_push_block(&t->oc->out, b, b->data, len);
-    buf_unref(b);
-    if (rc != 0)
-        return rc;
-    outq_flush(&t->oc->out);
-    METRIC_INC(&t->ctx->metrics, upstream_requests);
-    return 0;
-}
-
-static void on_origin_connected(void *data)
-{
-    struct txn *t = data;
-    check(t);
-    snprintf(t->peer, sizeof(t->peer), "%s", t->oc->peer);
-    t->hier = "HIER_DIRECT";
-    if (send_request_head(t) != 0) {
-        METRIC_INC(&t->ctx->metrics, errors_internal);
-        origin_close(t->oc);
-        t->oc = NULL;
-        reply_error_local(t, 500, "cannot build the upstream request");
-        return;
-    }
-    t->req_forwarding = 1;
-    origin_expect_response(t->oc, t->is_head);
-    if (t->req.framing == HTTP_BODY_NONE && t->req_complete)
-        t->req_sent = 1;
-    /* Now the body (if any) may flow; the parser also reaches the end of a body-less request. */
-    if (t->cc != NULL)
-        client_conn_resume(t->cc);
-}
-
-static int push_chunk_header(struct outq *q, size_t len)
-{
-    char h[24];
-    int n = snprintf(h, sizeof(h), "%zx\r\n", len);
-    return outq_push_copy(q, h, (size_t)n);
-}
-
-/* Writes "0" CRLF, the trailer fields that may travel (not hop-by-hop), and the final CRLF. */
-static int push_last_chunk(struct outq *q, struct http_msg *trailers)
-{
-    if (trailers == NULL || trailers->n_fields == 0)
-        return outq_push_static(q, "0\r\n\r\n", 5);
-    http_mark_hop_by_hop(trailers);
-    /* RFC 9110 s6.5.1: framing and routing fields are never valid as trailers. */
-    http_msg_remove(trailers, "content-length");
-    http_msg_remove(trailers, "host");
-    size_t size = http_head_size("0", trailers, NULL, 0);
-    struct buf_block *b = buf_new(size);
-    if (b == NULL)
-        return -ENOMEM;
-    size_t len = http_head_write(b->data, "0", trailers, NULL, 0);
-    int rc = outq_push_block(q, b, b->data, len);
-    buf_unref(b);
-    return rc;
-}
-
-int txn_on_request_body(struct txn *t, struct buf_block *blk, const char *at, size_t len)
-{
-    check(t);
-    if (!t->req_forwarding || t->oc == NULL)
-        return 0; /* answered locally or upstream failed: the body is read and dropped */
-    struct outq *q = &t->oc->out;
-    int rc = 0;
-    if (t->req.framing == HTTP_BODY_CHUNKED)
-        rc = push_chunk_header(q, len);
-    if (rc == 0)
-        rc = outq_push_block(q, blk, at, len);
-    if (rc == 0 && t->req.framing == HTTP_BODY_CHUNKED)
-        rc = outq_push_static(q, "\r\n", 2);
-    if (rc != 0)
-        return -1;
-    outq_flush(q);
-    /* Back-pressure: the client is not read faster than the origin takes the body. */
-    return outq_over_high(q) ? HTTP_PARSE_CB_PAUSE : 0;
-}
-
-int txn_on_request_done(struct txn *t, struct http_msg *trailers)
-{
-    check(t);
-    t->req_complete = 1;
-    if (t->req_forwarding && t->oc != NULL) {
-        if (t->req.framing == HTTP_BODY_CHUNKED && push_last_chunk(&t->oc->out, trailers) != 0)
-            return -1;
-        outq_flush(&t->oc->out);
-        t->req_sent = 1;
-    }
-    maybe_finish(t);
-    return HTTP_PARSE_CB_PAUSE; /* stop before a pipelined next request: it waits its turn */
-}
-
-static struct http_msg *on_resp_begin(void *data, struct arena **arena)
-{
-    struct txn *t = data;
-    check(t);
-    t->resp = arena_alloc(&t->arena, sizeof(*t->resp));
-    *arena = &t->arena;
-    return t->resp;
-}
-
-/* The client-facing head of an upstream response: hop-by-hop fields out, framing decided for this
- * client (RFC 9112 s6.1: chunked only to HTTP/1.1; an HTTP/1.0 client gets a close-delimited body),
- * Via added. */
-static int send_response_head(struct txn *t, struct http_msg *resp)
-{
-    http_mark_hop_by_hop(resp);
-    struct http_extra_field extra[4];
-    size_t n = 0;
-    char clen[32], via[300];
-    switch (resp->framing) {
-    case HTTP_BODY_NONE:
-        /* HEAD and 304 keep the Content-Length that describes the representation (RFC 9110 s8.6);
-         * 1xx and 204 must not have one. */
-        if (resp->status < 200 || resp->status == 204)
-            http_msg_remove(resp, "content-length");
-        t->out = OUT_NONE;
-        break;
-    case HTTP_BODY_LENGTH:
-        http_msg_remove(resp, "content-length");
-        snprintf(clen, sizeof(clen), "%" PRIu64, resp->content_length);
-        extra[n++] = (struct http_extra_field){"Content-Length", clen};
-        t->out = OUT_LENGTH;
-        break;
-    case HTTP_BODY_CHUNKED:
-    case HTTP_BODY_EOF:
-        http_msg_remove(resp, "content-length");
-        if (!t->client_http10) {
-            extra[n++] = (struct http_extra_field){"Transfer-Encoding", "chunked"};
-            t->out = OUT_CHUNKED;
-        } else {
-            t->out = OUT_CLOSE;
-            t->client_ka = 0;
-        }
-        break;
-    }
-    if (!t->client_ka)
-        extra[n++] = (struct http_extra_field){"Connection", "close"};
-    else if (t->client_http10)
-        extra[n++] = (struct http_extra_field){"Connection", "keep-alive"};
-    snprintf(via, sizeof(via), "1.%d %s", resp->version_minor, t->ctx->cfg->visible_hostname);
-    extra[n++] = (struct http_extra_field){"Via", via};
-
-    char *start = arena_printf(&t->arena, "HTTP/1.1 %d %.*s", resp->status, (int)resp->reason_len, resp->reason);
-    if (start == NULL)
-        return -ENOMEM;
-    size_t size = http_head_size(start, resp, extra, n);
-    struct buf_block *b = buf_new(size);
-    if (b == NULL)
-        return -ENOMEM;
-    size_t len = http_head_write(b->data, start, resp, extra, n);
-    int rc = outq_push_block(&t->cc->out, b, b->data, len);
-    buf_unref(b);
-    if (rc != 0)
-        return rc;
-    outq_flush(&t->cc->out);
-    t->bytes_out += len;
-    return 0;
-}
-
-static int on_resp_head(void *data, struct http_msg *resp)
-{
-    struct txn *t = data;
-    check(t);
-    if (t->cc == NULL)
-        return -1;
-    if (resp->status < 200) {
-        if (resp->status == 101)
-            return -1; /* larder never forwards Upgrade, so a switch is a protocol error */
-        t->in_interim = 1;
-        /* RFC 9110 s15.2: a proxy forwards 1xx responses, except to an HTTP/1.0 client. */
-        if (!t->client_http10) {
-            http_mark_hop_by_hop(resp);
-            char *start = arena_printf(&t->arena, "HTTP/1.1 %d %.*s", resp->status, (int)resp->reason_len, resp->reason);
-            if (start == NULL)
-                return -1;
-            size_t size = http_head_size(start, resp, NULL, 0);
-            struct buf_block *b = buf_new(size);
-            if (b == NULL)
-                return -1;
-            size_t len = http_head_write(b->data, start, resp, NULL, 0);
-            outq_push_block(&t->cc->out, b, b->data, len);
-            buf_unref(b);
-            outq_flush(&t->cc->out);
-            t->bytes_out += len;
-        }
-        return 0;
-    }
-    t->in_interim = 0;
-    t->status = resp->status;
-    const struct http_field *ct = http_msg_find(resp, "content-type");
-    if (ct != NULL)
-        snprintf(t->content_type, sizeof(t->content_type), "%.*s", (int)ct->value_len, ct->value);
-    if (t->is_head)
-        resp->framing = HTTP_BODY_NONE;
-    if (send_response_head(t, resp) != 0)
-        return -1;
-    t->head_sent = 1;
-    return t->is_head ? HTTP_PARSE_CB_NO_BODY : 0;
-}
-
-static int on_resp_body(void *data, const char *at, size_t len)
-{
-    struct txn *t = data;
-    check(t);
-    if (t->cc == NULL)
-        return -1;
-    struct outq *q = &t->cc->out;
-    int rc = 0;
-    if (t->out == OUT_CHUNKED)
-        rc = push_chunk_header(q, len);
-    if (rc == 0)
-        rc = outq_push_block(q, t->oc->cur_blk, at, len);
-    if (rc == 0 && t->out == OUT_CHUNKED)
-        rc = outq_push_static(q, "\r\n", 2);
-    if (rc != 0)
-        return -1;
-    t->bytes_out += len;
-    outq_flush(q);
-    /* Back-pressure (DESIGN.md habit 8): never read the origin faster than this client drains. */
-    if (outq_over_high(q))
-        origin_pause_read(t->oc);
-    return 0;
-}
-
-static int on_resp_done(void *data, struct http_msg *trailers)
-{
-    struct txn *t = data;
-    check(t);
-    if (t->in_interim) {
-        t->in_interim = 0;
-        /* Resume: the final response follows on the same connection. */
-        origin_expect_response(t->oc, t->is_head);
-        return 0;
-    }
-    if (t->cc == NULL)
-        return -1;
-    if (t->out == OUT_CHUNKED) {
-        if (push_last_chunk(&t->cc->out, trailers) != 0)
-            return -1;
-        t->bytes_out += 5;
-        outq_flush(&t->cc->out);
-    }
-    t->resp_complete = 1;
-    int reusable = t->resp->keep_alive && t->resp->framing != HTTP_BODY_EOF && t->req_sent;
-    struct origin_conn *oc = t->oc;
-    t->oc = NULL;
-    origin_release(oc, reusable);
-    if (t->out == OUT_CLOSE)
-        t->client_ka = 0;
-    maybe_finish(t);
-    return 0;
-}
-
-static int idempotent(enum http_method m)
-{
-    /* RFC 9110 s9.2.2 */
-    return m == HTTP_METHOD_GET || m == HTTP_METHOD_HEAD || m == HTTP_METHOD_OPTIONS || m == HTTP_METHOD_TRACE ||
-           m == HTTP_METHOD_PUT || m == HTTP_METHOD_DELETE;
-}
-
-static void on_origin_fail(void *data, enum origin_error err, int detail, const char *reason)
-{
-    struct txn *t = data;
-    check(t);
-    struct proxy_ctx *ctx = t->ctx;
-    int was_reused = t->oc != NULL && t->oc->reused;
-    int saw_bytes = t->oc != NULL && t->oc->response_bytes_seen;
-    if (t->oc != NULL) {
-        origin_close(t->oc);
-        t->oc = NULL;
-    }
-    /* RFC 9112 s9.3.1: a request on a reused connection may meet the origin's close of that
-     * connection; an idempotent request without a body is retried once on a fresh one. */
-    if (was_reused && !saw_bytes && !t->retried && (err == ORIGIN_ERR_RESET || err == ORIGIN_ERR_WRITE) &&
-        idempotent(t->req.method) && t->req.framing == HTTP_BODY_NONE && !t->head_sent && t->cc != NULL) {
-        t->retried = 1;
-        t->req_forwarding = 0;
-        METRIC_INC(&ctx->metrics, upstream_retries);
-        LOG_DEBUG(ctx->log, t->id, "retrying %s on a fresh connection: reused connection failed (%s)", t->url, reason);
-        t->oc = origin_dial(ctx, t->uri.host, t->uri.port, t->authority, &origin_cb, t);
-        if (t->oc != NULL)
-            return;
-    }
-    int status = 502;
-    char msg[400];
-    switch (err) {
-    case ORIGIN_ERR_DNS:
-        METRIC_INC(&ctx->metrics, errors_dns);
-        status = detail == RESOLVER_ETIMEOUT ? 504 : 502;
-        snprintf(msg, sizeof(msg), "%s for %s", reason, t->uri.host);
-        break;
-    case ORIGIN_ERR_CONNECT:
-        METRIC_INC(&ctx->metrics, errors_connect);
-        snprintf(msg, sizeof(msg), "cannot connect to %s: %s", t->authority,
-                 detail == UV_ECONNREFUSED ? "connection refused" : reason);
-        break;
-    case ORIGIN_ERR_CONNECT_TIMEOUT:
-        METRIC_INC(&ctx->metrics, errors_timeout);
-        status = 504;
-        snprintf(msg, sizeof(msg), "connect timeout to %s", t->authority);
-        break;
-    case ORIGIN_ERR_FIRST_BYTE_TIMEOUT:
-    case ORIGIN_ERR_IDLE_TIMEOUT:
-        METRIC_INC(&ctx->metrics, errors_timeout);
-        status = 504;
-        snprintf(msg, sizeof(msg), "upstream timeout from %s (%s)", t->authority, reason);
-        break;
-    case ORIGIN_ERR_PROTOCOL:
-        METRIC_INC(&ctx->metrics, errors_upstream_response);
-        snprintf(msg, sizeof(msg), "invalid upstream response from %s: %s", t->authority, reason);
-        break;
-    case ORIGIN_ERR_RESET:
-    case ORIGIN_ERR_WRITE:
-    default:
-        METRIC_INC(&ctx->metrics, errors_upstream_response);
-        snprintf(msg, sizeof(msg), "upstream %s failed: %s", t->authority, reason);
-        break;
-    }
-    if (t->cc == NULL) {
-        txn_free(t);
-        return;
-    }
-    if (t->head_sent) {
-        /* The client has part of the response: closing is the only honest signal (RFC 9112 s8). */
-        LOG_WARN(ctx->log, t->id, "%s: response cut short: %s", t->url, msg);
-        t->result = "TCP_MISS_ABORTED";
-        struct client_conn *cc = t->cc;
-        log_access(t, cc->peer);
-        client_conn_close(cc); /* calls txn_client_gone, which frees t */
-        return;
-    }
-    LOG_WARN(ctx->log, t->id, "%s %s: %d %s", t->req.method_name, t->url, status, msg);
-    t->req_forwarding = 0;
-    reply_error_local(t, status, msg);
-}
-
-static void on_origin_drain(void *data)
-{
-    struct txn *t = data;
-    check(t);
-    if (t->cc != NULL && !t->req_complete)
-        client_conn_resume(t->cc);
-}
-
-static const struct origin_handler origin_cb = {
-    .on_connected = on_origin_connected,
-    .on_fail = on_origin_fail,
-    .parse = {on_resp_begin, on_resp_head, on_resp_body, on_resp_done},
-    .on_drain = on_origin_drain,
-};
-
 void txn_client_gone(struct txn *t)
 {
-    check(t);
+    txn__check(t);
     if (t->cc != NULL && !t->logged) {
         if (!t->resp_complete) {
             METRIC_INC(&t->ctx->metrics, errors_client_aborted);
-            t->result = t->status ? "TCP_MISS_ABORTED" : "TCP_MISS_ABORTED";
+            t->result = t->hit ? "TCP_HIT_ABORTED" : "TCP_MISS_ABORTED";
         }
         log_access(t, t->cc->peer);
     }
@@ -849,7 +651,11 @@ void txn_client_gone(struct txn *t)
 
 void txn_client_drained(struct txn *t)
 {
-    check(t);
-    if (t->oc != NULL && t->oc->read_paused)
+    txn__check(t);
+    if (t->serving) {
+        txn__serve_pump(t);
+        return;
+    }
+    if (t->oc != NULL && t->oc->read_paused && !t->fill_paused)
         origin_resume_read(t->oc);
 }

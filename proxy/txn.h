@@ -38,6 +38,9 @@ void txn_client_drained(struct txn *t);
  * logged here so every request has its access-log line. */
 void txn_log_rejected(struct client_conn *cc, struct txn *t, int status, uint64_t bytes);
 uint64_t txn_id(const struct txn *t);
+/* Shutdown: drop every background revalidation of this loop. */
+struct proxy_ctx;
+void txn_abort_background(struct proxy_ctx *ctx);
 /* Does the transaction take request body bytes now? */
 int txn_accepts_body(const struct txn *t);
 

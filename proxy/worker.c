@@ -8,10 +8,12 @@
 #include "proxy/listener.h"
 #include "proxy/origin_conn.h"
 #include "proxy/resolver.h"
+#include "proxy/txn.h"
 
 #define WORKER_BUF_BLOCK (64 * 1024)
 #define WORKER_BUF_FREE_MAX 256
 #define WORKER_DRAIN_POLL_MS 20
+#define WORKER_BIG_BUF_FREE_MAX 16
 
 struct worker {
     struct proxy_ctx ctx;
@@ -39,11 +41,13 @@ static void finish(struct worker *w)
     struct proxy_ctx *ctx = &w->ctx;
     while (!list_empty(&ctx->clients))
         client_conn_close(container_of(ctx->clients.next, struct client_conn, link));
+    txn_abort_background(ctx);
     origin_pool_close_all(ctx);
     if (ctx->resolver != NULL) {
         resolver_close(ctx->resolver, NULL, NULL);
         ctx->resolver = NULL;
     }
+    cache_loop_close(&ctx->cache);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_close((uv_handle_t *)&w->deadline, NULL);
     uv_close((uv_handle_t *)&w->drain_poll, NULL);
@@ -111,13 +115,19 @@ int worker_init(struct worker **out, struct proxy_shared *shared, unsigned id, c
     ctx->next_txn_id = (uint64_t)id << 48; /* ids stay unique across workers */
     list_init(&ctx->clients);
     list_init(&ctx->origins_idle);
+    list_init(&ctx->revalidating);
     buf_pool_init(&ctx->bufs, WORKER_BUF_BLOCK, WORKER_BUF_FREE_MAX);
+    buf_pool_init(&ctx->big_bufs, STORE_CHUNK_SIZE, WORKER_BIG_BUF_FREE_MAX);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
     uv_timer_init(&w->loop, &w->deadline);
     w->deadline.data = w;
     uv_timer_init(&w->loop, &w->drain_poll);
     w->drain_poll.data = w;
+    if (shared->cache != NULL && cache_loop_init(&ctx->cache, shared->cache, &w->loop) != 0) {
+        snprintf(err, err_len, "cannot attach to the store");
+        goto fail;
+    }
     int rc = resolver_new(&ctx->resolver, &w->loop, cfg);
     if (rc != 0) {
         ctx->resolver = NULL;
@@ -140,6 +150,7 @@ fail:
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
     buf_pool_destroy(&ctx->bufs);
+    buf_pool_destroy(&ctx->big_bufs);
     free(w);
     return -1;
 }
@@ -179,5 +190,6 @@ void worker_free(struct worker *w)
     if (rc != 0)
         LOG_WARN(w->ctx.log, 0, "event loop closed with handles still open");
     buf_pool_destroy(&w->ctx.bufs);
+    buf_pool_destroy(&w->ctx.big_bufs);
     free(w);
 }

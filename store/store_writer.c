@@ -60,6 +60,12 @@ struct store_wclient {
     struct store_wclient *touched_next;
     struct wevent *batch_head, **batch_tail;
     size_t batch_n;
+    size_t batch_ops; /* ops of this client retired in this batch, with or without a completion */
+    /* Ops queued for this client and not yet retired by the writer (under lock). store_wclient_free()
+     * waits for it to reach zero, so the writer never touches a freed client. */
+    size_t pending;
+    int closing; /* store_wclient_free() began: completions are no longer announced */
+    pthread_cond_t idle;
 };
 
 struct store_fill {
@@ -137,6 +143,11 @@ static void ev_unlink(struct store_wclient *c, struct wevent *e)
 static void enqueue(struct store_writer *w, struct wop *op)
 {
     op->next = NULL;
+    if (op->c != NULL) {
+        pthread_mutex_lock(&op->c->lock);
+        op->c->pending++;
+        pthread_mutex_unlock(&op->c->lock);
+    }
     pthread_mutex_lock(&w->lock);
     *w->tail = op;
     w->tail = &op->next;
@@ -173,6 +184,7 @@ static void touch(struct store_wclient *c, struct store_wclient **touched)
         c->batch_head = NULL;
         c->batch_tail = &c->batch_head;
         c->batch_n = 0;
+        c->batch_ops = 0;
         *touched = c;
     }
 }
@@ -267,8 +279,11 @@ static void run_batch(struct store_writer *w, size_t n, size_t bytes)
         struct wop *op = w->batch[i];
         struct store_fill *f = is_terminal(op) ? op->fill : NULL;
         struct store_wclient *c = op->c;
-        if (op->ev.fn != NULL) {
+        if (c != NULL) {
             touch(c, &touched);
+            c->batch_ops++;
+        }
+        if (op->ev.fn != NULL) {
             op->ev.next = NULL;
             *c->batch_tail = &op->ev;
             c->batch_tail = &op->ev.next;
@@ -293,7 +308,12 @@ static void run_batch(struct store_writer *w, size_t n, size_t bytes)
             c->tail = c->batch_tail;
             c->n_events += c->batch_n;
         }
-        c->notify(c->arg);
+        c->pending -= c->batch_ops;
+        c->batch_ops = 0;
+        if (!c->closing)
+            c->notify(c->arg);
+        if (c->pending == 0)
+            pthread_cond_broadcast(&c->idle);
         pthread_mutex_unlock(&c->lock);
     }
 }
@@ -409,6 +429,7 @@ int store_wclient_new(struct store_writer *w, store_wnotify_fn notify, void *arg
     c->arg = arg;
     c->tail = &c->head;
     pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->idle, NULL);
     *out = c;
     return 0;
 }
@@ -444,8 +465,12 @@ size_t store_wclient_drain(struct store_wclient *c)
 void store_wclient_free(struct store_wclient *c)
 {
     if (c == NULL) return;
-    /* Wait out a writer that is still inside its notify for this client. */
+    /* Wait until the writer has retired every op of this client (it does not stop before the loops
+     * are gone), so it never touches the client after this. Shutdown only: the wait is one batch. */
     pthread_mutex_lock(&c->lock);
+    c->closing = 1;
+    while (c->pending > 0)
+        pthread_cond_wait(&c->idle, &c->lock);
     pthread_mutex_unlock(&c->lock);
     struct wevent *e = c->head;
     while (e != NULL) {
@@ -454,6 +479,7 @@ void store_wclient_free(struct store_wclient *c)
         e = next;
     }
     pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->idle);
     free(c);
 }
 

@@ -1,7 +1,9 @@
 /* Unit tests for the LMDB store (store/store_lmdb.c), driven synchronously through store_apply():
  * each test opens a store in its own tmpdir with MDB_NOSYNC and asserts on contents and counters.
  * No test reads the clock (times are constants) and none sleeps. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>

@@ -2,7 +2,9 @@
  * delivery, sticky fill errors. The test thread plays an event loop: the writer's notify callback
  * signals a condition variable (where the proxy would call uv_async_send), and the test drains the
  * client. Synchronisation is by those notifications and by FIFO barriers, never by sleeping. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>

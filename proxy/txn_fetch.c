@@ -1,0 +1,793 @@
+/* The upstream side of a transaction: dial, send the request (head re-serialised, body streamed with
+ * back-pressure), read the response and stream it to the client and, when storable, to the store. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_write.h"
+#include "proxy/resolver.h"
+#include "proxy/txn_internal.h"
+
+static const struct origin_handler origin_cb;
+
+void txn__dial(struct txn *t)
+{
+    t->request_time = ctx_now_s(t->ctx);
+    struct origin_conn *oc = origin_pool_take(t->ctx, t->authority, &origin_cb, t);
+    if (oc != NULL) {
+        t->oc = oc;
+        snprintf(t->peer, sizeof(t->peer), "%s", oc->peer);
+        origin_cb.on_connected(t);
+        return;
+    }
+    t->oc = origin_dial(t->ctx, t->uri.host, t->uri.port, t->authority, &origin_cb, t);
+    if (t->oc == NULL) {
+        METRIC_INC(&t->ctx->metrics, errors_internal);
+        txn__reply_error(t, 500, "out of memory");
+    }
+}
+
+/* Builds the request head for upstream from the parsed request: never the bytes received
+ * (RFC 9112 s11.2), origin-form target, Host from the URI authority (RFC 9110 s7.2: the URI wins
+ * over a Host field that disagrees), hop-by-hop fields gone, Via appended (RFC 9110 s7.6.3). */
+static int send_request_head(struct txn *t)
+{
+    struct http_msg *r = &t->req;
+    char target[8192 + 16];
+    if (r->method == HTTP_METHOD_OPTIONS && t->uri.path_empty) {
+        snprintf(target, sizeof(target), "*"); /* RFC 9112 s3.2.4 */
+    } else if (http_uri_origin_form(&t->uri, target, sizeof(target)) < 0) {
+        return -ENOSPC;
+    }
+    char host[300];
+    if (http_uri_host_header(&t->uri, host, sizeof(host)) < 0)
+        return -ENOSPC;
+    http_mark_hop_by_hop(r);
+    http_msg_remove(r, "host");
+    http_msg_remove(r, "content-length");
+    char *start = arena_printf(&t->arena, "%.*s %s HTTP/1.1", (int)r->method_len, r->method_name, target);
+    char via[300], clen[32], mf[16];
+    snprintf(via, sizeof(via), "%d.%d %s", r->version_major, r->version_minor, txn__via_name(t));
+    struct http_extra_field extra[5];
+    size_t n = 0;
+    extra[n++] = (struct http_extra_field){"Host", host};
+    if (r->framing == HTTP_BODY_LENGTH) {
+        snprintf(clen, sizeof(clen), "%" PRIu64, r->content_length);
+        extra[n++] = (struct http_extra_field){"Content-Length", clen};
+    } else if (r->framing == HTTP_BODY_CHUNKED) {
+        extra[n++] = (struct http_extra_field){"Transfer-Encoding", "chunked"};
+    }
+    if (t->max_forwards > 0) {
+        http_msg_remove(r, "max-forwards");
+        snprintf(mf, sizeof(mf), "%d", t->max_forwards - 1);
+        extra[n++] = (struct http_extra_field){"Max-Forwards", mf};
+    }
+    extra[n++] = (struct http_extra_field){"Via", via};
+    if (start == NULL)
+        return -ENOMEM;
+    size_t size = http_head_size(start, r, extra, n);
+    struct buf_block *b = buf_new(size);
+    if (b == NULL)
+        return -ENOMEM;
+    size_t len = http_head_write(b->data, start, r, extra, n);
+    int rc = outq_push_block(&t->oc->out, b, b->data, len);
+    buf_unref(b);
+    if (rc != 0)
+        return rc;
+    outq_flush(&t->oc->out);
+    METRIC_INC(&t->ctx->metrics, upstream_requests);
+    return 0;
+}
+
+static void on_origin_connected(void *data)
+{
+    struct txn *t = data;
+    txn__check(t);
+    snprintf(t->peer, sizeof(t->peer), "%s", t->oc->peer);
+    t->hier = "HIER_DIRECT";
+    if (send_request_head(t) != 0) {
+        METRIC_INC(&t->ctx->metrics, errors_internal);
+        origin_close(t->oc);
+        t->oc = NULL;
+        txn__reply_error(t, 500, "cannot build the upstream request");
+        return;
+    }
+    t->req_forwarding = 1;
+    origin_expect_response(t->oc, t->is_head);
+    if (t->req.framing == HTTP_BODY_NONE && t->req_complete)
+        t->req_sent = 1;
+    /* Now the body (if any) may flow; the parser also reaches the end of a body-less request. */
+    if (t->cc != NULL)
+        client_conn_resume(t->cc);
+}
+
+static int push_chunk_header(struct outq *q, size_t len)
+{
+    char h[24];
+    int n = snprintf(h, sizeof(h), "%zx\r\n", len);
+    return outq_push_copy(q, h, (size_t)n);
+}
+
+/* Writes "0" CRLF, the trailer fields that may travel (not hop-by-hop), and the final CRLF. */
+static int push_last_chunk(struct outq *q, struct http_msg *trailers)
+{
+    if (trailers == NULL || trailers->n_fields == 0)
+        return outq_push_static(q, "0\r\n\r\n", 5);
+    http_mark_hop_by_hop(trailers);
+    /* RFC 9110 s6.5.1: framing and routing fields are never valid as trailers. */
+    http_msg_remove(trailers, "content-length");
+    http_msg_remove(trailers, "host");
+    size_t size = http_head_size("0", trailers, NULL, 0);
+    struct buf_block *b = buf_new(size);
+    if (b == NULL)
+        return -ENOMEM;
+    size_t len = http_head_write(b->data, "0", trailers, NULL, 0);
+    int rc = outq_push_block(q, b, b->data, len);
+    buf_unref(b);
+    return rc;
+}
+
+int txn_on_request_body(struct txn *t, struct buf_block *blk, const char *at, size_t len)
+{
+    txn__check(t);
+    if (!t->req_forwarding || t->oc == NULL)
+        return 0; /* answered locally or upstream failed: the body is read and dropped */
+    struct outq *q = &t->oc->out;
+    int rc = 0;
+    if (t->req.framing == HTTP_BODY_CHUNKED)
+        rc = push_chunk_header(q, len);
+    if (rc == 0)
+        rc = outq_push_block(q, blk, at, len);
+    if (rc == 0 && t->req.framing == HTTP_BODY_CHUNKED)
+        rc = outq_push_static(q, "\r\n", 2);
+    if (rc != 0)
+        return -1;
+    outq_flush(q);
+    /* Back-pressure: the client is not read faster than the origin takes the body. */
+    return outq_over_high(q) ? HTTP_PARSE_CB_PAUSE : 0;
+}
+
+int txn_on_request_done(struct txn *t, struct http_msg *trailers)
+{
+    txn__check(t);
+    t->req_complete = 1;
+    if (t->req_forwarding && t->oc != NULL) {
+        if (t->req.framing == HTTP_BODY_CHUNKED && push_last_chunk(&t->oc->out, trailers) != 0)
+            return -1;
+        outq_flush(&t->oc->out);
+        t->req_sent = 1;
+    }
+    txn__maybe_finish(t);
+    return HTTP_PARSE_CB_PAUSE; /* stop before a pipelined next request: it waits its turn */
+}
+
+/* ---- storing the response ---------------------------------------------------------------------- */
+
+static void on_store_done(void *data, int status)
+{
+    struct proxy_ctx *ctx = data;
+    if (status != 0) {
+        METRIC_INC(&ctx->metrics, cache_store_failures);
+        LOG_WARN(ctx->log, 0, "store write failed: %s", store_strerror(status));
+    }
+}
+
+void txn__fill_abort(struct txn *t)
+{
+    for (size_t i = 0; i < t->n_pend; i++)
+        buf_unref(t->pend[i].blk);
+    t->n_pend = 0;
+    t->commit_pending = 0;
+    t->fill_paused = 0;
+    if (t->fill != NULL) {
+        store_fill_abort(t->fill, on_store_done, t->ctx);
+        t->fill = NULL;
+        t->stored = 0;
+        METRIC_INC(&t->ctx->metrics, cache_store_aborts);
+    }
+}
+
+static void fill_commit(struct txn *t)
+{
+    struct store_record rec;
+    int rc = cache_record_build(&rec, t->url, t->url_len, t->resp, t->variant, t->variant_len, t->request_time,
+                                t->response_time, ctx_now_s(t->ctx), &t->arena);
+    if (rc != 0) {
+        txn__fill_abort(t);
+        return;
+    }
+    rec.body_len = t->fill_len;
+    struct store_key vkey;
+    store_key_variant(&vkey, &t->entry.pkey, t->variant, t->variant_len);
+    rc = store_fill_commit(t->fill, &t->entry.pkey, &vkey, &rec, on_store_done, t->ctx);
+    t->fill = NULL;
+    t->commit_pending = 0;
+    if (rc != 0) {
+        METRIC_INC(&t->ctx->metrics, cache_store_failures);
+        LOG_INFO(t->ctx->log, t->id, "%s not stored: %s", t->url, store_strerror(rc));
+        t->stored = 0;
+        return;
+    }
+    METRIC_INC(&t->ctx->metrics, cache_stores);
+}
+
+/* Appends a span to the fill. On back-pressure the span is kept (referenced) and the upstream paused
+ * until the writer calls on_fill_resume. */
+static void fill_append(struct txn *t, struct buf_block *blk, const char *at, size_t len)
+{
+    if (t->fill == NULL)
+        return;
+    if (t->fill_len + len > t->ctx->shared->cache->max_object_size) {
+        LOG_INFO(t->ctx->log, t->id, "%s not stored: larger than max_object_size", t->url);
+        txn__fill_abort(t);
+        return;
+    }
+    t->fill_len += len;
+    if (t->n_pend == 0) {
+        int rc = store_fill_append(t->fill, at, len);
+        if (rc == 0)
+            return;
+        if (rc != -EAGAIN) {
+            LOG_INFO(t->ctx->log, t->id, "%s not stored: %s", t->url, store_strerror(rc));
+            txn__fill_abort(t);
+            return;
+        }
+    }
+    if (t->n_pend == t->cap_pend) {
+        size_t cap = t->cap_pend ? t->cap_pend * 2 : 8;
+        struct pending_span *p = realloc(t->pend, cap * sizeof(*p));
+        if (p == NULL) {
+            txn__fill_abort(t);
+            return;
+        }
+        t->pend = p;
+        t->cap_pend = cap;
+    }
+    t->pend[t->n_pend++] = (struct pending_span){buf_ref(blk), at, len};
+    t->fill_paused = 1;
+    if (t->oc != NULL)
+        origin_pause_read(t->oc);
+}
+
+static void on_fill_resume(void *data, int status)
+{
+    struct txn *t = data;
+    txn__check(t);
+    if (status != 0) {
+        LOG_INFO(t->ctx->log, t->id, "%s not stored: %s", t->url, store_strerror(status));
+        txn__fill_abort(t);
+    }
+    size_t i = 0;
+    while (t->fill != NULL && i < t->n_pend) {
+        int rc = store_fill_append(t->fill, t->pend[i].ptr, t->pend[i].len);
+        if (rc == -EAGAIN)
+            break;
+        buf_unref(t->pend[i].blk);
+        i++;
+        if (rc != 0) {
+            txn__fill_abort(t);
+            break;
+        }
+    }
+    if (t->fill != NULL && i < t->n_pend) {
+        memmove(t->pend, t->pend + i, (t->n_pend - i) * sizeof(*t->pend));
+        t->n_pend -= i;
+        return; /* still refused: the writer will resume us again */
+    }
+    t->n_pend = 0;
+    t->fill_paused = 0;
+    if (t->fill != NULL && t->commit_pending)
+        fill_commit(t);
+    if (t->oc != NULL && (t->cc == NULL || !outq_over_high(&t->cc->out)))
+        origin_resume_read(t->oc);
+    txn__maybe_finish(t);
+}
+
+/* RFC 9111 s3: decide at the response head whether it goes to the store, and open the fill. */
+static void maybe_begin_fill(struct txn *t, struct http_msg *resp)
+{
+    struct proxy_ctx *ctx = t->ctx;
+    struct cache *cache = ctx->shared->cache;
+    if (cache == NULL || (t->mode != MODE_MISS && t->mode != MODE_REVALIDATE) || t->req.method != HTTP_METHOD_GET ||
+        (t->dec.flags & CP_F_NO_STORE))
+        return;
+    enum cp_store_verdict v = cp_storable(&t->client_req, resp, 0);
+    const char *why = v == CP_STORE_OK ? NULL : cp_store_reason(v);
+    if (why == NULL && resp->framing == HTTP_BODY_LENGTH && resp->content_length > cache->max_object_size)
+        why = "larger than max_object_size";
+    /* Set-Cookie belongs to one user: a shared cache must not hand it to others. The response is
+     * stored only when the origin says which fields to leave out (private="set-cookie" or
+     * no-cache="set-cookie", RFC 9111 s5.2.2.4 and s5.2.2.7). */
+    if (why == NULL && http_msg_find(resp, "set-cookie") != NULL) {
+        struct http_cc cc;
+        http_cc_parse(resp, &cc);
+        if (!http_cc_list_has(&cc.private_fields, "set-cookie", 10) &&
+            !http_cc_list_has(&cc.no_cache_fields, "set-cookie", 10))
+            why = "Set-Cookie on a shared response";
+    }
+    const char *vk = NULL;
+    size_t vk_len = 0;
+    if (why == NULL) {
+        int rc = cp_variant_key(resp, &t->client_req, &t->arena, &vk, &vk_len);
+        if (rc != 0)
+            why = rc == CP_VARY_STAR ? "Vary: *" : "Vary cannot be keyed";
+    }
+    if (why == NULL && cp_prepare_for_storage(resp, t->response_time, &t->arena) != 0)
+        why = "response head too large";
+    if (why != NULL) {
+        METRIC_INC(&ctx->metrics, cache_not_storable);
+        LOG_DEBUG(ctx->log, t->id, "%s not stored: %s", t->url, why);
+        return;
+    }
+    t->variant = vk;
+    t->variant_len = vk_len;
+    if (store_fill_begin(ctx->cache.wc, t->response_time, on_fill_resume, t, &t->fill) != 0) {
+        t->fill = NULL;
+        return;
+    }
+    t->fill_len = 0;
+    t->stored = 1;
+}
+
+/* ---- the response --------------------------------------------------------------------------- */
+
+static struct http_msg *on_resp_begin(void *data, struct arena **arena)
+{
+    struct txn *t = data;
+    txn__check(t);
+    t->resp = arena_alloc(&t->arena, sizeof(*t->resp));
+    *arena = &t->arena;
+    return t->resp;
+}
+
+/* The client-facing head of an upstream response: hop-by-hop fields out, framing decided for this
+ * client (RFC 9112 s6.1: chunked only to HTTP/1.1; an HTTP/1.0 client gets a close-delimited body),
+ * Via and Cache-Status added. */
+static int send_response_head(struct txn *t, struct http_msg *resp)
+{
+    http_mark_hop_by_hop(resp);
+    struct http_extra_field extra[5];
+    size_t n = 0;
+    char clen[32], via[300], cs[300];
+    switch (resp->framing) {
+    case HTTP_BODY_NONE:
+        /* HEAD and 304 keep the Content-Length that describes the representation (RFC 9110 s8.6);
+         * 1xx and 204 must not have one. */
+        if (resp->status < 200 || resp->status == 204)
+            http_msg_remove(resp, "content-length");
+        t->out = OUT_NONE;
+        break;
+    case HTTP_BODY_LENGTH:
+        http_msg_remove(resp, "content-length");
+        snprintf(clen, sizeof(clen), "%" PRIu64, resp->content_length);
+        extra[n++] = (struct http_extra_field){"Content-Length", clen};
+        t->out = OUT_LENGTH;
+        break;
+    case HTTP_BODY_CHUNKED:
+    case HTTP_BODY_EOF:
+        http_msg_remove(resp, "content-length");
+        if (!t->client_http10) {
+            extra[n++] = (struct http_extra_field){"Transfer-Encoding", "chunked"};
+            t->out = OUT_CHUNKED;
+        } else {
+            t->out = OUT_CLOSE;
+            t->client_ka = 0;
+        }
+        break;
+    }
+    if (!t->client_ka)
+        extra[n++] = (struct http_extra_field){"Connection", "close"};
+    else if (t->client_http10)
+        extra[n++] = (struct http_extra_field){"Connection", "keep-alive"};
+    snprintf(via, sizeof(via), "1.%d %s", resp->version_minor, txn__via_name(t));
+    extra[n++] = (struct http_extra_field){"Via", via};
+    txn__cache_status(t, cs, sizeof(cs));
+    extra[n++] = (struct http_extra_field){"Cache-Status", cs};
+
+    char *start = arena_printf(&t->arena, "HTTP/1.1 %d %.*s", resp->status, (int)resp->reason_len, resp->reason);
+    if (start == NULL)
+        return -ENOMEM;
+    size_t size = http_head_size(start, resp, extra, n);
+    struct buf_block *b = buf_new(size);
+    if (b == NULL)
+        return -ENOMEM;
+    size_t len = http_head_write(b->data, start, resp, extra, n);
+    int rc = outq_push_block(&t->cc->out, b, b->data, len);
+    buf_unref(b);
+    if (rc != 0)
+        return rc;
+    outq_flush(&t->cc->out);
+    t->bytes_out += len;
+    return 0;
+}
+
+static int send_interim(struct txn *t, struct http_msg *resp)
+{
+    /* RFC 9110 s15.2: a proxy forwards 1xx responses, except to an HTTP/1.0 client. */
+    if (t->client_http10 || t->cc == NULL || t->head_sent)
+        return 0;
+    http_mark_hop_by_hop(resp);
+    char *start = arena_printf(&t->arena, "HTTP/1.1 %d %.*s", resp->status, (int)resp->reason_len, resp->reason);
+    if (start == NULL)
+        return -1;
+    size_t size = http_head_size(start, resp, NULL, 0);
+    struct buf_block *b = buf_new(size);
+    if (b == NULL)
+        return -1;
+    size_t len = http_head_write(b->data, start, resp, NULL, 0);
+    outq_push_block(&t->cc->out, b, b->data, len);
+    buf_unref(b);
+    outq_flush(&t->cc->out);
+    t->bytes_out += len;
+    return 0;
+}
+
+/* RFC 9111 s4.3.4: a 304 refreshes the stored response it matches: merged header fields go into the
+ * meta record (one small write; the body is not touched) and the client is served from the store. */
+static int refresh_from_304(struct txn *t, struct http_msg *upd)
+{
+    struct cp_stored st = {&t->entry.resp, t->entry.meta.rec.request_time, t->entry.meta.rec.response_time,
+                           t->entry.meta.rec.variant, t->entry.meta.rec.variant_len, 0};
+    size_t sel;
+    if (cp_select_304(upd, &st, 1, &sel) != 1)
+        return 0;
+    struct http_msg *merged = arena_alloc(&t->arena, sizeof(*merged));
+    if (merged == NULL || cp_merge_304(&t->entry.resp, upd, t->response_time, merged, &t->arena) != 0)
+        return 0;
+    METRIC_INC(&t->ctx->metrics, cache_revalidated_304);
+    if (!(t->dec.flags & CP_F_NO_STORE) && cp_storable(&t->client_req, merged, 0) == CP_STORE_OK) {
+        struct store_record rec;
+        if (cache_record_build(&rec, t->url, t->url_len, merged, t->entry.meta.rec.variant,
+                               t->entry.meta.rec.variant_len, t->request_time, t->response_time, ctx_now_s(t->ctx),
+                               &t->arena) == 0 &&
+            store_writer_update_meta(t->ctx->cache.wc, &t->entry.vkey, &rec, on_store_done, t->ctx) == 0) {
+            METRIC_INC(&t->ctx->metrics, cache_meta_updates);
+            /* What is served now counts from this validation (RFC 9111 s4.2.3). */
+            t->entry.meta.rec.request_time = t->request_time;
+            t->entry.meta.rec.response_time = t->response_time;
+            t->stored = 1;
+        }
+    }
+    t->entry.resp = *merged;
+    t->result = "TCP_REFRESH_UNMODIFIED";
+    return 1;
+}
+
+static int stale_if_error_allows(const struct txn *t)
+{
+    return t->entry.found && (t->dec.flags & CP_F_STALE_IF_ERROR) && ctx_now_s(t->ctx) <= t->dec.stale_if_error_until &&
+           t->cc != NULL && !t->head_sent;
+}
+
+static void serve_stale_on_error(struct txn *t, const char *why)
+{
+    LOG_INFO(t->ctx->log, t->id, "%s: serving the stored response (stale-if-error): %s", t->url, why);
+    METRIC_INC(&t->ctx->metrics, cache_stale_served);
+    t->mode = MODE_HIT;
+    t->hit = 1;
+    t->result = "TCP_REFRESH_FAIL_OLD";
+    t->hit_ttl = t->dec.lifetime - t->dec.age;
+    txn__serve_stored(t, &t->entry.resp, &t->entry.meta.rec);
+}
+
+/* RFC 9111 s4.4: a non-error response to an unsafe method invalidates the target URI and the
+ * same-origin Location and Content-Location. */
+static void invalidate_after_unsafe(struct txn *t, const struct http_msg *resp)
+{
+    struct cache *cache = t->ctx->shared->cache;
+    if (cache == NULL)
+        return;
+    char origin[320];
+    int on = snprintf(origin, sizeof(origin), "http://%s", t->authority);
+    /* Our normalised URIs omit the default port: compare origins in the same form. */
+    if (t->uri.port == 80)
+        on = snprintf(origin, sizeof(origin), "http://%s", t->uri.host_is_ipv6 ? "" : t->uri.host);
+    if (t->uri.port == 80 && t->uri.host_is_ipv6)
+        on = snprintf(origin, sizeof(origin), "http://[%s]", t->uri.host);
+    struct cp_uri target = {t->url, t->url_len, origin, (size_t)on};
+    struct cp_uri loc[2];
+    char buf[2][8192 + 300];
+    const char *names[2] = {"location", "content-location"};
+    int have[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        const struct http_field *f = http_msg_find(resp, names[i]);
+        if (f == NULL || f->value_len == 0)
+            continue;
+        struct http_uri u;
+        const char *why;
+        int len = -1;
+        if (f->value[0] == '/' && (f->value_len < 2 || f->value[1] != '/')) {
+            len = snprintf(buf[i], sizeof(buf[i]), "%s%.*s", origin, (int)f->value_len, f->value);
+        } else if (http_uri_parse(f->value, f->value_len, 0, &u, &why) == 0 && u.form == URI_FORM_ABSOLUTE) {
+            len = http_uri_normalize(&u, buf[i], sizeof(buf[i]));
+        }
+        if (len <= 0 || (size_t)len >= sizeof(buf[i]))
+            continue;
+        const char *slash = strchr(buf[i] + 7, '/');
+        size_t olen = slash ? (size_t)(slash - buf[i]) : (size_t)len;
+        loc[i] = (struct cp_uri){buf[i], (size_t)len, buf[i], olen};
+        have[i] = 1;
+    }
+    struct cp_uri out[3];
+    size_t n = cp_invalidation_targets(&t->client_req, resp->status, &target, have[0] ? &loc[0] : NULL,
+                                       have[1] ? &loc[1] : NULL, out);
+    for (size_t i = 0; i < n; i++) {
+        struct store_key pkey;
+        cache_primary_key(out[i].uri, out[i].uri_len, &pkey);
+        if (store_writer_delete_primary(t->ctx->cache.wc, &pkey, on_store_done, t->ctx) == 0)
+            METRIC_INC(&t->ctx->metrics, cache_invalidations);
+    }
+}
+
+/* RFC 9111 s4.3.5: a 200 to HEAD freshens the stored GET response whose validators it matches, or
+ * makes it stale when they disagree. */
+static void freshen_from_head(struct txn *t, struct http_msg *resp)
+{
+    if (!t->entry.found || t->ctx->shared->cache == NULL)
+        return;
+    enum cp_head_verdict v = cp_head_freshen(&t->entry.resp, t->entry.meta.rec.body_len, resp);
+    if (v == CP_HEAD_STALE) {
+        store_writer_delete_variant(t->ctx->cache.wc, &t->entry.vkey, on_store_done, t->ctx);
+        return;
+    }
+    if (v != CP_HEAD_UPDATE)
+        return;
+    struct http_msg merged;
+    struct store_record rec;
+    if (cp_merge_304(&t->entry.resp, resp, t->response_time, &merged, &t->arena) == 0 &&
+        cp_storable(&t->client_req, &merged, 0) == CP_STORE_OK &&
+        cache_record_build(&rec, t->url, t->url_len, &merged, t->entry.meta.rec.variant, t->entry.meta.rec.variant_len,
+                           t->request_time, t->response_time, ctx_now_s(t->ctx), &t->arena) == 0 &&
+        store_writer_update_meta(t->ctx->cache.wc, &t->entry.vkey, &rec, on_store_done, t->ctx) == 0)
+        METRIC_INC(&t->ctx->metrics, cache_meta_updates);
+}
+
+static int on_resp_head(void *data, struct http_msg *resp)
+{
+    struct txn *t = data;
+    txn__check(t);
+    if (resp->status < 200) {
+        if (resp->status == 101)
+            return -1; /* larder never forwards Upgrade, so a switch is a protocol error */
+        t->in_interim = 1;
+        return send_interim(t, resp);
+    }
+    t->in_interim = 0;
+    t->response_time = ctx_now_s(t->ctx);
+    t->fwd_status = resp->status;
+
+    if (t->mode == MODE_REVALIDATE) {
+        if (resp->status == 304) {
+            if (!refresh_from_304(t, resp))
+                t->refetch = 1; /* it matched nothing we hold: ask again without validators */
+            return 0;           /* a 304 has no body; on_resp_done serves the client */
+        }
+        if (resp->status >= 500 && stale_if_error_allows(t)) {
+            /* RFC 5861 s4: the error is not passed on; the stored response is. */
+            char why[64];
+            snprintf(why, sizeof(why), "upstream answered %d", resp->status);
+            struct origin_conn *oc = t->oc;
+            t->oc = NULL;
+            origin_close(oc);
+            serve_stale_on_error(t, why);
+            return -1;
+        }
+        METRIC_INC(&t->ctx->metrics, cache_refresh_modified);
+        t->result = "TCP_REFRESH_MODIFIED";
+    }
+    if (t->req.method != HTTP_METHOD_GET && t->req.method != HTTP_METHOD_HEAD)
+        invalidate_after_unsafe(t, resp);
+    if (t->is_head && resp->status == 200)
+        freshen_from_head(t, resp);
+    const struct http_field *ct = http_msg_find(resp, "content-type");
+    if (ct != NULL)
+        snprintf(t->content_type, sizeof(t->content_type), "%.*s", (int)ct->value_len, ct->value);
+    if (t->is_head)
+        resp->framing = HTTP_BODY_NONE;
+    /* The client head first: storing may mark fields (private="...") that only the store drops. */
+    maybe_begin_fill(t, resp);
+    if (t->cc != NULL) {
+        t->status = resp->status;
+        /* The client's own preconditions, against the response it is getting (RFC 9111 s4.3.2). */
+        if ((t->mode == MODE_REVALIDATE || t->mode == MODE_MISS) && resp->status == 200 && t->stored &&
+            cp_eval_conditionals(&t->client_req, resp, t->response_time, t->response_time) == CP_COND_NOT_MODIFIED) {
+            t->client_discard = 1;
+            txn__serve_not_modified(t, resp);
+        } else if (send_response_head(t, resp) != 0) {
+            return -1;
+        }
+    }
+    t->head_sent = 1;
+    return t->is_head ? HTTP_PARSE_CB_NO_BODY : 0;
+}
+
+static int on_resp_body(void *data, const char *at, size_t len)
+{
+    struct txn *t = data;
+    txn__check(t);
+    struct buf_block *blk = t->oc->cur_blk;
+    fill_append(t, blk, at, len);
+    if (t->cc == NULL || t->client_discard)
+        return 0;
+    struct outq *q = &t->cc->out;
+    int rc = 0;
+    if (t->out == OUT_CHUNKED)
+        rc = push_chunk_header(q, len);
+    if (rc == 0)
+        rc = outq_push_block(q, blk, at, len);
+    if (rc == 0 && t->out == OUT_CHUNKED)
+        rc = outq_push_static(q, "\r\n", 2);
+    if (rc != 0)
+        return -1;
+    t->bytes_out += len;
+    outq_flush(q);
+    /* Back-pressure (DESIGN.md habit 8): never read the origin faster than this client drains. */
+    if (outq_over_high(q))
+        origin_pause_read(t->oc);
+    return 0;
+}
+
+static int on_resp_done(void *data, struct http_msg *trailers)
+{
+    struct txn *t = data;
+    txn__check(t);
+    if (t->in_interim) {
+        t->in_interim = 0;
+        /* The final response follows on the same connection. */
+        origin_expect_response(t->oc, t->is_head);
+        return 0;
+    }
+    int reusable = t->resp->keep_alive && t->resp->framing != HTTP_BODY_EOF && t->req_sent;
+    struct origin_conn *oc = t->oc;
+    t->oc = NULL;
+    origin_release(oc, reusable);
+
+    if (t->mode == MODE_REVALIDATE && t->fwd_status == 304) {
+        if (t->refetch) {
+            /* RFC 9111 s4.3.4: a 304 that selects nothing cannot be used; fetch the full response. */
+            t->refetch = 0;
+            t->mode = MODE_MISS;
+            t->req_forwarding = 0;
+            if (http_msg_clone(&t->req, &t->client_req, &t->arena) != 0) {
+                txn__reply_error(t, 500, "out of memory");
+                return 0;
+            }
+            http_msg_remove(&t->req, "if-none-match");
+            http_msg_remove(&t->req, "if-modified-since");
+            t->fwd_status = 0;
+            txn__dial(t);
+            return 0;
+        }
+        if (t->cc == NULL) {
+            t->resp_complete = 1;
+            txn__maybe_finish(t);
+            return 0;
+        }
+        t->mode = MODE_HIT;
+        txn__serve_stored(t, &t->entry.resp, &t->entry.meta.rec);
+        return 0;
+    }
+    if (t->fill != NULL) {
+        if (t->n_pend > 0)
+            t->commit_pending = 1;
+        else
+            fill_commit(t);
+    }
+    if (t->cc != NULL && !t->client_discard && t->out == OUT_CHUNKED) {
+        if (push_last_chunk(&t->cc->out, trailers) != 0)
+            return -1;
+        t->bytes_out += 5;
+        outq_flush(&t->cc->out);
+    }
+    t->resp_complete = 1;
+    if (t->out == OUT_CLOSE)
+        t->client_ka = 0;
+    txn__maybe_finish(t);
+    return 0;
+}
+
+static int idempotent(enum http_method m)
+{
+    /* RFC 9110 s9.2.2 */
+    return m == HTTP_METHOD_GET || m == HTTP_METHOD_HEAD || m == HTTP_METHOD_OPTIONS || m == HTTP_METHOD_TRACE ||
+           m == HTTP_METHOD_PUT || m == HTTP_METHOD_DELETE;
+}
+
+static void on_origin_fail(void *data, enum origin_error err, int detail, const char *reason)
+{
+    struct txn *t = data;
+    txn__check(t);
+    struct proxy_ctx *ctx = t->ctx;
+    int was_reused = t->oc != NULL && t->oc->reused;
+    int saw_bytes = t->oc != NULL && t->oc->response_bytes_seen;
+    if (t->oc != NULL) {
+        origin_close(t->oc);
+        t->oc = NULL;
+    }
+    /* RFC 9112 s9.3.1: a request on a reused connection may meet the origin's close of that
+     * connection; an idempotent request without a body is retried once on a fresh one. */
+    if (was_reused && !saw_bytes && !t->retried && (err == ORIGIN_ERR_RESET || err == ORIGIN_ERR_WRITE) &&
+        idempotent(t->req.method) && t->req.framing == HTTP_BODY_NONE && !t->head_sent) {
+        t->retried = 1;
+        t->req_forwarding = 0;
+        METRIC_INC(&ctx->metrics, upstream_retries);
+        LOG_DEBUG(ctx->log, t->id, "retrying %s on a fresh connection: reused connection failed (%s)", t->url, reason);
+        t->oc = origin_dial(ctx, t->uri.host, t->uri.port, t->authority, &origin_cb, t);
+        if (t->oc != NULL)
+            return;
+    }
+    /* A body that did not arrive whole is never stored (RFC 9111 s3.3). */
+    txn__fill_abort(t);
+    int status = 502;
+    char msg[400];
+    switch (err) {
+    case ORIGIN_ERR_DNS:
+        METRIC_INC(&ctx->metrics, errors_dns);
+        status = detail == RESOLVER_ETIMEOUT ? 504 : 502;
+        snprintf(msg, sizeof(msg), "%s for %s", reason, t->uri.host);
+        break;
+    case ORIGIN_ERR_CONNECT:
+        METRIC_INC(&ctx->metrics, errors_connect);
+        snprintf(msg, sizeof(msg), "cannot connect to %s: %s", t->authority,
+                 detail == UV_ECONNREFUSED ? "connection refused" : reason);
+        break;
+    case ORIGIN_ERR_CONNECT_TIMEOUT:
+        METRIC_INC(&ctx->metrics, errors_timeout);
+        status = 504;
+        snprintf(msg, sizeof(msg), "connect timeout to %s", t->authority);
+        break;
+    case ORIGIN_ERR_FIRST_BYTE_TIMEOUT:
+    case ORIGIN_ERR_IDLE_TIMEOUT:
+        METRIC_INC(&ctx->metrics, errors_timeout);
+        status = 504;
+        snprintf(msg, sizeof(msg), "upstream timeout from %s (%s)", t->authority, reason);
+        break;
+    case ORIGIN_ERR_PROTOCOL:
+        METRIC_INC(&ctx->metrics, errors_upstream_response);
+        snprintf(msg, sizeof(msg), "invalid upstream response from %s: %s", t->authority, reason);
+        break;
+    case ORIGIN_ERR_RESET:
+    case ORIGIN_ERR_WRITE:
+    default:
+        METRIC_INC(&ctx->metrics, errors_upstream_response);
+        snprintf(msg, sizeof(msg), "upstream %s failed: %s", t->authority, reason);
+        break;
+    }
+    if (t->cc == NULL) {
+        LOG_INFO(ctx->log, t->id, "%s %s (no client): %s", t->req.method_name, t->url, msg);
+        txn_free(t);
+        return;
+    }
+    if (t->mode == MODE_REVALIDATE && stale_if_error_allows(t)) {
+        serve_stale_on_error(t, msg);
+        return;
+    }
+    if (t->head_sent) {
+        /* The client has part of the response: closing is the only honest signal (RFC 9112 s8). */
+        LOG_WARN(ctx->log, t->id, "%s: response cut short: %s", t->url, msg);
+        t->result = "TCP_MISS_ABORTED";
+        client_conn_close(t->cc); /* calls txn_client_gone, which logs and frees t */
+        return;
+    }
+    LOG_WARN(ctx->log, t->id, "%s %s: %d %s", t->req.method_name, t->url, status, msg);
+    t->req_forwarding = 0;
+    t->fwd_status = 0;
+    txn__reply_error(t, status, msg);
+}
+
+static void on_origin_drain(void *data)
+{
+    struct txn *t = data;
+    txn__check(t);
+    if (t->cc != NULL && !t->req_complete)
+        client_conn_resume(t->cc);
+}
+
+static const struct origin_handler origin_cb = {
+    .on_connected = on_origin_connected,
+    .on_fail = on_origin_fail,
+    .parse = {on_resp_begin, on_resp_head, on_resp_body, on_resp_done},
+    .on_drain = on_origin_drain,
+};

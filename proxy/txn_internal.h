@@ -1,0 +1,135 @@
+/* The transaction's state, shared by the files that implement its steps:
+ *   txn.c        lifecycle, routing of a request (local answer, CONNECT, cache decision), logging
+ *   txn_fetch.c  the upstream exchange: request out, response in, streamed to the client and the store
+ *   txn_serve.c  answering from the store: hits, refreshed and stale responses, conditionals, ranges
+ * Nothing outside these files sees struct txn.
+ */
+#ifndef LARDER_PROXY_TXN_INTERNAL_H
+#define LARDER_PROXY_TXN_INTERNAL_H
+
+#include <stdint.h>
+
+#include "http/cache_policy.h"
+#include "http/http_uri.h"
+#include "proxy/cache.h"
+#include "proxy/client_conn.h"
+#include "proxy/origin_conn.h"
+#include "proxy/txn.h"
+
+#define TXN_MAGIC 0x54584e31u /* "TXN1" */
+
+enum out_framing { OUT_NONE, OUT_LENGTH, OUT_CHUNKED, OUT_CLOSE };
+
+/* What the transaction does with its request. */
+enum txn_mode {
+    MODE_LOCAL = 0,  /* answered by larder itself (errors, metrics, OPTIONS/TRACE with Max-Forwards: 0) */
+    MODE_PASS,       /* forwarded; the cache is neither read nor written (may invalidate, RFC 9111 s4.4) */
+    MODE_MISS,       /* forwarded; a storable response is stored */
+    MODE_REVALIDATE, /* forwarded with the stored validators; a 304 refreshes the stored response */
+    MODE_HIT,        /* served from the store */
+    MODE_TUNNEL,
+};
+
+/* A piece of a response served from the store: literal bytes, or a range of the stored body. */
+struct serve_seg {
+    const char *bytes; /* NULL for a body range */
+    uint64_t off, len;
+};
+
+/* A body span the store writer could not take yet (back-pressure): kept with a reference. */
+struct pending_span {
+    struct buf_block *blk;
+    const char *ptr;
+    size_t len;
+};
+
+struct txn {
+    uint32_t magic;
+    struct proxy_ctx *ctx;
+    struct client_conn *cc; /* NULL for a background revalidation, or once the client has gone */
+    uint64_t id;
+    struct arena arena;
+    struct http_msg req;        /* as forwarded (validators may have been added) */
+    struct http_msg client_req; /* as the client sent it: its own conditionals, for evaluating them */
+    struct http_uri uri;
+    char url[8192 + 300];    /* normalised absolute URI: cache key and log */
+    size_t url_len;
+    char authority[300];     /* pool key */
+    struct http_msg *resp;   /* current upstream response (an interim one until the final) */
+    struct origin_conn *oc;
+    enum txn_mode mode;
+
+    /* Cache. */
+    struct cache_entry entry;  /* the stored response considered for this request */
+    struct cp_decision dec;
+    int64_t request_time, response_time; /* RFC 9111 s4.2.3, for the upstream exchange */
+    struct store_fill *fill;   /* the object being stored from this response */
+    uint64_t fill_len;
+    struct pending_span *pend; /* appends refused with -EAGAIN, in order */
+    size_t n_pend, cap_pend;
+    int fill_paused;           /* upstream paused until the writer resumes us */
+    int commit_pending;        /* the response ended while appends were pending */
+    const char *variant;       /* variant key bytes of the response being stored */
+    size_t variant_len;
+    int background;            /* stale-while-revalidate: no client, just refresh the store */
+    int refetch;               /* a 304 that matched nothing: ask again without validators */
+
+    /* Serving from the store. */
+    struct serve_seg *segs;
+    size_t n_segs, seg_i;
+    uint64_t seg_done;
+    uint64_t serve_body_id;
+    int serving;
+
+    /* Cache-Status (RFC 9211) and the access log. */
+    const char *fwd;   /* NULL for a hit; else uri-miss, vary-miss, stale, request, method, bypass, miss */
+    int fwd_status;
+    int stored;        /* the response was (being) stored */
+    int64_t hit_ttl;   /* freshness left, for "ttl=" */
+    int hit;
+
+    uint64_t start_ms;
+    uint64_t bytes_out;
+    int status;         /* final status sent to the client, 0 before */
+    const char *result; /* Squid result code */
+    const char *hier;
+    char peer[64];
+    char content_type[128];
+
+    int client_http10;
+    int client_ka;      /* the connection may carry another request after this one */
+    int req_complete;   /* the whole request was read from the client */
+    int req_forwarding; /* request bytes go upstream as they are parsed */
+    int req_sent;       /* the whole request was queued upstream */
+    int head_sent;      /* the final response head was queued to the client */
+    int resp_complete;  /* everything for the client is queued */
+    int client_discard; /* the client got a 304 made by us: upstream body only goes to the store */
+    enum out_framing out;
+    int retried;
+    int is_head;
+    int in_interim;
+    int logged;
+    int max_forwards;   /* -1 when absent */
+    struct list_node reval_link; /* in ctx->revalidating while a background revalidation runs */
+};
+
+void txn__check(const struct txn *t);
+/* Everything for the client is queued: finish once the request is read and the store settled. */
+void txn__maybe_finish(struct txn *t);
+void txn__reply_local(struct txn *t, int status, const char *body, size_t len, const char *ctype, const char *extra);
+void txn__reply_error(struct txn *t, int status, const char *reason);
+/* "larder; hit; ttl=42" or "larder; fwd=uri-miss; fwd-status=200; stored" into buf. */
+void txn__cache_status(const struct txn *t, char *buf, size_t len);
+const char *txn__via_name(const struct txn *t);
+
+/* txn_fetch.c */
+void txn__dial(struct txn *t);
+void txn__fill_abort(struct txn *t);
+
+/* txn_serve.c: answer from the stored response `resp` whose body is `rec` (body_id, body_len). */
+void txn__serve_stored(struct txn *t, struct http_msg *resp, const struct store_record *rec);
+void txn__serve_pump(struct txn *t);
+/* A 304 made by us from `resp` (the client's own precondition matched). */
+void txn__serve_not_modified(struct txn *t, const struct http_msg *resp);
+
+#endif

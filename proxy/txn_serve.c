@@ -1,0 +1,263 @@
+/* Answering from the store: a fresh hit, a response refreshed by a 304, a stale one (stale-if-error,
+ * stale-while-revalidate). The client's own conditionals (RFC 9110 s13) and Range (s14) are evaluated
+ * here against the stored response; the body is streamed from LMDB one chunk per short read
+ * transaction, with the client's write queue as the pace (a chunk is read only while the queue is
+ * below its high-water mark). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_range.h"
+#include "http/http_write.h"
+#include "proxy/txn_internal.h"
+
+/* Fields of a stored response never copied into a response from the store: Age is recomputed
+ * (RFC 9111 s4.2.3, s5.1); framing is ours. */
+static int skip_stored_field(const struct txn *t, const struct http_field *f)
+{
+    if (http_name_eq(f->name, f->name_len, "age") || http_name_eq(f->name, f->name_len, "content-length") ||
+        http_name_eq(f->name, f->name_len, "content-range") || http_name_eq(f->name, f->name_len, "transfer-encoding"))
+        return 1;
+    /* RFC 9111 s5.2.2.4: no-cache="field" lets the response be reused without those fields. */
+    if ((t->dec.flags & CP_F_STRIP) && http_cc_list_has(&t->dec.strip, f->name, f->name_len))
+        return 1;
+    return 0;
+}
+
+/* Status line, the stored fields that apply, then ours. Returns the bytes queued or -1. */
+static long send_head(struct txn *t, int status, const struct http_msg *resp, const struct http_extra_field *extra,
+                      size_t n_extra, int only_304_fields)
+{
+    struct http_msg view;
+    if (http_msg_clone(&view, resp, &t->arena) != 0)
+        return -1;
+    for (size_t i = 0; i < view.n_fields; i++) {
+        struct http_field *f = &view.fields[i];
+        if (skip_stored_field(t, f) || (only_304_fields && !cp_304_keeps(resp, f)))
+            f->flags |= HTTP_FIELD_REMOVED;
+    }
+    struct http_extra_field ex[12];
+    size_t n = 0;
+    for (size_t i = 0; i < n_extra && n < 8; i++)
+        ex[n++] = extra[i];
+    char age[32], via[300], cs[300];
+    int64_t a = cp_current_age(resp, t->entry.meta.rec.request_time, t->entry.meta.rec.response_time, ctx_now_s(t->ctx));
+    snprintf(age, sizeof(age), "%" PRId64, a);
+    ex[n++] = (struct http_extra_field){"Age", age};
+    if (!t->client_ka)
+        ex[n++] = (struct http_extra_field){"Connection", "close"};
+    else if (t->client_http10)
+        ex[n++] = (struct http_extra_field){"Connection", "keep-alive"};
+    snprintf(via, sizeof(via), "1.1 %s", txn__via_name(t));
+    ex[n++] = (struct http_extra_field){"Via", via};
+    txn__cache_status(t, cs, sizeof(cs));
+    ex[n++] = (struct http_extra_field){"Cache-Status", cs};
+    char *start = arena_printf(&t->arena, "HTTP/1.1 %d %s", status, http_reason_phrase(status));
+    if (start == NULL)
+        return -1;
+    size_t size = http_head_size(start, &view, ex, n);
+    struct buf_block *b = buf_new(size);
+    if (b == NULL)
+        return -1;
+    size_t len = http_head_write(b->data, start, &view, ex, n);
+    int rc = outq_push_block(&t->cc->out, b, b->data, len);
+    buf_unref(b);
+    if (rc != 0)
+        return -1;
+    t->status = status;
+    t->head_sent = 1;
+    t->bytes_out += len;
+    return (long)len;
+}
+
+static void finish_serving(struct txn *t)
+{
+    t->serving = 0;
+    t->resp_complete = 1;
+    if (t->cc != NULL)
+        outq_flush(&t->cc->out);
+    txn__maybe_finish(t);
+}
+
+/* A 304 to the client made from a stored (or just received) response: RFC 9110 s15.4.5 says which
+ * fields it carries. */
+void txn__serve_not_modified(struct txn *t, const struct http_msg *resp)
+{
+    METRIC_INC(&t->ctx->metrics, cache_client_304);
+    if (t->hit)
+        t->result = "TCP_IMS_HIT";
+    send_head(t, 304, resp, NULL, 0, 1);
+    if (t->mode == MODE_HIT)
+        finish_serving(t);
+    else
+        outq_flush(&t->cc->out);
+}
+
+void txn__serve_pump(struct txn *t)
+{
+    struct proxy_ctx *ctx = t->ctx;
+    if (t->cc == NULL) {
+        t->serving = 0;
+        return;
+    }
+    struct outq *q = &t->cc->out;
+    while (t->seg_i < t->n_segs && !outq_over_high(q)) {
+        struct serve_seg *s = &t->segs[t->seg_i];
+        if (s->bytes != NULL) {
+            outq_push_copy(q, s->bytes, s->len);
+            t->bytes_out += s->len;
+            t->seg_i++;
+            continue;
+        }
+        uint64_t off = s->off + t->seg_done;
+        uint64_t left = s->len - t->seg_done;
+        /* One stored chunk per read: the copy from the map is one short read transaction. */
+        uint64_t in_chunk = STORE_CHUNK_SIZE - off % STORE_CHUNK_SIZE;
+        size_t want = (size_t)(left < in_chunk ? left : in_chunk);
+        struct buf_block *b = buf_pool_get(&ctx->big_bufs);
+        if (b == NULL) {
+            client_conn_close(t->cc);
+            return;
+        }
+        size_t got = 0;
+        int rc = store_body_read(ctx->cache.rtxn, t->serve_body_id, off, b->data, want, &got);
+        if (rc != 0 || got == 0) {
+            buf_unref(b);
+            /* STORE_EGONE: replaced or evicted under us. The response is under way, so the only honest
+             * signal is to close (RFC 9112 s8: an incomplete message is not passed off as complete). */
+            LOG_WARN(ctx->log, t->id, "%s: stored body unreadable at %" PRIu64 ": %s", t->url, off,
+                     rc ? store_strerror(rc) : "short read");
+            METRIC_INC(&ctx->metrics, cache_read_errors);
+            t->result = "TCP_HIT_ABORTED";
+            client_conn_close(t->cc); /* frees t */
+            return;
+        }
+        outq_push_block(q, b, b->data, got);
+        buf_unref(b);
+        METRIC_ADD(&ctx->metrics, cache_body_bytes_served, got);
+        t->bytes_out += got;
+        t->seg_done += got;
+        if (t->seg_done == s->len) {
+            t->seg_i++;
+            t->seg_done = 0;
+        }
+    }
+    outq_flush(q);
+    if (t->seg_i == t->n_segs)
+        finish_serving(t);
+}
+
+static int add_seg(struct txn *t, const char *bytes, uint64_t off, uint64_t len)
+{
+    if (t->n_segs % 8 == 0) {
+        struct serve_seg *n = arena_alloc(&t->arena, (t->n_segs + 8) * sizeof(*n));
+        if (n == NULL)
+            return -1;
+        if (t->n_segs)
+            memcpy(n, t->segs, t->n_segs * sizeof(*n));
+        t->segs = n;
+    }
+    t->segs[t->n_segs++] = (struct serve_seg){bytes, off, len};
+    return 0;
+}
+
+void txn__serve_stored(struct txn *t, struct http_msg *resp, const struct store_record *rec)
+{
+    if (t->cc == NULL) {
+        t->resp_complete = 1;
+        txn__maybe_finish(t);
+        return;
+    }
+    int64_t now = ctx_now_s(t->ctx);
+    const struct http_field *ct = http_msg_find(resp, "content-type");
+    if (ct != NULL)
+        snprintf(t->content_type, sizeof(t->content_type), "%.*s", (int)ct->value_len, ct->value);
+    /* RFC 9110 s13.2.2: preconditions first (only for 200, RFC 9111 s4.3.2), then Range. */
+    if (resp->status == 200 &&
+        cp_eval_conditionals(&t->client_req, resp, rec->response_time, now) == CP_COND_NOT_MODIFIED) {
+        txn__serve_not_modified(t, resp);
+        return;
+    }
+    t->serve_body_id = rec->body_id;
+    t->n_segs = t->seg_i = 0;
+    t->seg_done = 0;
+    uint64_t length = rec->body_len;
+    struct http_range_set set;
+    enum http_range_status rs =
+        resp->status == 200 ? http_range_for_request(&t->client_req, resp, length, now, &set) : HTTP_RANGE_FULL;
+    struct http_extra_field ex[4];
+    size_t n = 0;
+    char clen[32], crange[96];
+    int status = resp->status;
+    uint64_t body_bytes = 0;
+    if (rs == HTTP_RANGE_UNSATISFIABLE) {
+        status = 416;
+        http_content_range_format_unsatisfied(crange, sizeof(crange), length);
+        ex[n++] = (struct http_extra_field){"Content-Range", crange};
+        ex[n++] = (struct http_extra_field){"Content-Length", "0"};
+    } else if (rs == HTTP_RANGE_PARTIAL && set.n == 1) {
+        status = 206;
+        METRIC_INC(&t->ctx->metrics, cache_range_hits);
+        http_content_range_format(crange, sizeof(crange), &set.r[0], length);
+        body_bytes = set.r[0].last - set.r[0].first + 1;
+        snprintf(clen, sizeof(clen), "%" PRIu64, body_bytes);
+        ex[n++] = (struct http_extra_field){"Content-Range", crange};
+        ex[n++] = (struct http_extra_field){"Content-Length", clen};
+        add_seg(t, NULL, set.r[0].first, body_bytes);
+    } else if (rs == HTTP_RANGE_PARTIAL) {
+        /* RFC 9110 s14.6: several ranges as multipart/byteranges. */
+        status = 206;
+        METRIC_INC(&t->ctx->metrics, cache_range_hits);
+        char *boundary = arena_printf(&t->arena, "larder-%016" PRIx64, t->id ^ (uint64_t)now);
+        char *ctype = arena_printf(&t->arena, "multipart/byteranges; boundary=%s", boundary ? boundary : "x");
+        if (boundary == NULL || ctype == NULL) {
+            txn__reply_error(t, 500, "out of memory");
+            return;
+        }
+        for (size_t i = 0; i < set.n; i++) {
+            char cr[96];
+            http_content_range_format(cr, sizeof(cr), &set.r[i], length);
+            char *part = arena_printf(&t->arena, "%s--%s\r\n%s%.*s%sContent-Range: %s\r\n\r\n", i ? "\r\n" : "",
+                                      boundary, ct ? "Content-Type: " : "", ct ? (int)ct->value_len : 0,
+                                      ct ? ct->value : "", ct ? "\r\n" : "", cr);
+            uint64_t len = set.r[i].last - set.r[i].first + 1;
+            if (part == NULL || add_seg(t, part, 0, strlen(part)) != 0 || add_seg(t, NULL, set.r[i].first, len) != 0) {
+                txn__reply_error(t, 500, "out of memory");
+                return;
+            }
+            body_bytes += strlen(part) + len;
+        }
+        char *end = arena_printf(&t->arena, "\r\n--%s--\r\n", boundary);
+        if (end == NULL || add_seg(t, end, 0, strlen(end)) != 0) {
+            txn__reply_error(t, 500, "out of memory");
+            return;
+        }
+        body_bytes += strlen(end);
+        snprintf(clen, sizeof(clen), "%" PRIu64, body_bytes);
+        ex[n++] = (struct http_extra_field){"Content-Type", ctype};
+        ex[n++] = (struct http_extra_field){"Content-Length", clen};
+        /* The stored Content-Type describes the parts, not the multipart body. */
+        for (size_t i = 0; i < resp->n_fields; i++)
+            if (http_name_eq(resp->fields[i].name, resp->fields[i].name_len, "content-type"))
+                resp->fields[i].flags |= HTTP_FIELD_REMOVED;
+    } else {
+        if (status != 204 && status != 304) {
+            snprintf(clen, sizeof(clen), "%" PRIu64, length);
+            ex[n++] = (struct http_extra_field){"Content-Length", clen};
+        }
+        if (length > 0)
+            add_seg(t, NULL, 0, length);
+    }
+    if (send_head(t, status, resp, ex, n, 0) < 0) {
+        client_conn_close(t->cc);
+        return;
+    }
+    if (t->is_head || status == 416) {
+        t->n_segs = 0;
+        finish_serving(t);
+        return;
+    }
+    t->serving = 1;
+    txn__serve_pump(t);
+}
