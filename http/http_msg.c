@@ -108,8 +108,16 @@ int http_msg_has_token(const struct http_msg *m, const char *name, const char *t
             while (p < end && (is_ows(*p) || *p == ','))
                 p++;
             const char *start = p;
-            while (p < end && *p != ',')
-                p++;
+            while (p < end && *p != ',') {
+                /* RFC 9110 s5.6.4: a comma inside a quoted string (say foo="a,close") separates nothing. */
+                if (*p == '"') {
+                    for (p++; p < end && *p != '"'; p++)
+                        if (*p == '\\' && p + 1 < end)
+                            p++; /* quoted-pair */
+                }
+                if (p < end)
+                    p++;
+            }
             const char *stop = p;
             while (stop > start && is_ows(stop[-1]))
                 stop--;

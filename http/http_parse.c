@@ -29,6 +29,15 @@ struct http_parser {
     size_t head_bytes;
     size_t n_fields;
 
+    /* A head or trailer section is being read: every line of it is checked for leading whitespace
+     * (obs-fold) as the bytes go by; after_lf says the last such byte ended a line. */
+    int in_section;
+    int after_lf;
+    /* A message event llhttp reported from inside its callbacks, run once execute() knows where llhttp
+     * stopped (see run_event()). */
+    enum { EV_NONE, EV_HEAD, EV_LAST_CHUNK, EV_DONE } event;
+    size_t ext_value_len; /* bytes of the chunk-extension value being read */
+
     int err_status;
     const char *err_reason;
 };
@@ -75,6 +84,17 @@ static int head_too_big_status(const struct http_parser *p)
     return p->kind == HTTP_PARSE_REQUEST ? 431 : 502;
 }
 
+static const char *head_too_big_reason(const struct http_parser *p)
+{
+    return p->kind == HTTP_PARSE_REQUEST ? "request header too large" : "response header too large";
+}
+
+/* The status for a malformed message: 400 to a client, 502 for what an upstream sent. */
+static int bad_status(const struct http_parser *p)
+{
+    return p->kind == HTTP_PARSE_REQUEST ? 400 : 502;
+}
+
 static int on_message_begin(llhttp_t *ll)
 {
     struct http_parser *p = P(ll);
@@ -97,7 +117,7 @@ static int on_url(llhttp_t *ll, const char *at, size_t len)
     struct http_parser *p = P(ll);
     if (p->acc_len + len > p->limits.max_target)
         return fail(p, 414, "request-target too long");
-    return acc_append(p, at, len, head_too_big_status(p), "request header too large");
+    return acc_append(p, at, len, head_too_big_status(p), head_too_big_reason(p));
 }
 
 static int on_url_complete(llhttp_t *ll)
@@ -125,7 +145,7 @@ static int on_status_complete(llhttp_t *ll)
 
 static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
-    return acc_append(P(ll), at, len, head_too_big_status(P(ll)), "request header too large");
+    return acc_append(P(ll), at, len, head_too_big_status(P(ll)), head_too_big_reason(P(ll)));
 }
 
 static int on_header_field_complete(llhttp_t *ll)
@@ -139,7 +159,7 @@ static int on_header_field_complete(llhttp_t *ll)
 
 static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 {
-    return acc_append(P(ll), at, len, head_too_big_status(P(ll)), "request header too large");
+    return acc_append(P(ll), at, len, head_too_big_status(P(ll)), head_too_big_reason(P(ll)));
 }
 
 static int is_ows(char c)
@@ -218,13 +238,14 @@ static int check_request_transfer_encoding(struct http_parser *p, const struct h
     return fail(p, 400, "Transfer-Encoding other than a single chunked coding");
 }
 
-static int on_headers_complete(llhttp_t *ll)
+/* The head is complete: validates it and decides the framing. 0, or HPE_USER with the failure
+ * recorded. Runs from run_event(), with llhttp paused just after the head. */
+static int check_head(struct http_parser *p)
 {
-    struct http_parser *p = P(ll);
+    llhttp_t *ll = &p->ll;
     struct http_msg *m = p->msg;
     m->version_major = ll->http_major;
     m->version_minor = ll->http_minor;
-    p->head_done = 1;
 
     if (p->kind == HTTP_PARSE_REQUEST) {
         /* RFC 9112 s2.3: we speak 1.0 and 1.1; anything else gets 505. */
@@ -245,7 +266,11 @@ static int on_headers_complete(llhttp_t *ll)
         int rc = check_request_transfer_encoding(p, m);
         if (rc != 0)
             return rc;
-        if (ll->flags & F_CHUNKED) {
+        if (m->method == HTTP_METHOD_CONNECT) {
+            /* RFC 9110 s9.3.6: a CONNECT request has no content; what follows the head is the tunnel's,
+             * whatever Content-Length says (llhttp stops there too). */
+            m->framing = HTTP_BODY_NONE;
+        } else if (ll->flags & F_CHUNKED) {
             m->framing = HTTP_BODY_CHUNKED;
         } else if (ll->flags & F_CONTENT_LENGTH) {
             m->framing = ll->content_length ? HTTP_BODY_LENGTH : HTTP_BODY_NONE;
@@ -259,12 +284,23 @@ static int on_headers_complete(llhttp_t *ll)
         if (m->version_major != 1)
             return fail(p, 502, "upstream spoke an unsupported HTTP version");
         m->status = ll->status_code;
+        /* RFC 9112 s4: status-code = 3DIGIT, and RFC 9110 s15 gives no class to one below 100; llhttp
+         * takes "20". Codes 600 to 999 go through: a client treats them as 5xx (RFC 9110 s15). */
+        if (m->status < 100)
+            return fail(p, 502, "malformed status line");
+        /* RFC 9110 s15.2.2: larder never forwards Upgrade (s7.8), so a switch is not one it asked for
+         * and the bytes after it are not HTTP. */
+        if (m->status == 101)
+            return fail(p, 502, "unexpected protocol switch from upstream");
         if (m->reason == NULL) {
             m->reason = "";
             m->reason_len = 0;
         }
         if ((m->status >= 100 && m->status < 200) || m->status == 204 || m->status == 304) {
-            m->framing = HTTP_BODY_NONE; /* RFC 9112 s6.3 item 1 */
+            /* RFC 9112 s6.3 item 1: no content, whatever the fields say. llhttp 8 would read a body
+             * after a 1xx, 204 or 304 that carries Content-Length (a 304 often does, RFC 9110 s8.6). */
+            m->framing = HTTP_BODY_NONE;
+            ll->flags |= F_SKIPBODY;
         } else if (ll->flags & F_CHUNKED) {
             m->framing = HTTP_BODY_CHUNKED;
         } else if (ll->flags & F_TRANSFER_ENCODING) {
@@ -278,38 +314,63 @@ static int on_headers_complete(llhttp_t *ll)
         }
     }
     m->keep_alive = llhttp_should_keep_alive(ll);
-
-    int rc = p->cb.on_head(p->data, m);
-    if (rc < 0)
-        return fail(p, p->kind == HTTP_PARSE_REQUEST ? 500 : 502, "message refused by the handler");
-    if (rc == HTTP_PARSE_CB_NO_BODY) {
-        m->framing = HTTP_BODY_NONE;
-        return 1; /* llhttp: no body follows */
-    }
-    if (rc == HTTP_PARSE_CB_PAUSE)
-        return HPE_PAUSED;
     return 0;
+}
+
+static int on_headers_complete(llhttp_t *ll)
+{
+    struct http_parser *p = P(ll);
+    p->head_done = 1;
+    /* The head is checked and handed on from execute(), once llhttp has stopped right after it and
+     * every byte of it has been looked at (scan_section()). */
+    p->event = EV_HEAD;
+    return HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = P(ll);
+    if (len == 0)
+        return 0; /* llhttp closes an open span with nothing in it when it is run on no bytes */
     int rc = p->cb.on_body(p->data, at, len);
     if (rc < 0)
         return fail(p, 500, "body refused by the handler");
     return rc == HTTP_PARSE_CB_PAUSE ? HPE_PAUSED : 0;
 }
 
+static int on_chunk_header(llhttp_t *ll)
+{
+    struct http_parser *p = P(ll);
+    if (ll->content_length != 0)
+        return 0;
+    /* The last chunk: a trailer section follows (RFC 9112 s7.1.2), read with the head's rules. */
+    p->event = EV_LAST_CHUNK;
+    return HPE_PAUSED;
+}
+
+/* RFC 9112 s7.1.1: chunk-ext-val = token / quoted-string; llhttp 8 accepts "name=" with nothing. */
+static int on_chunk_extension_value(llhttp_t *ll, const char *at, size_t len)
+{
+    (void)at;
+    P(ll)->ext_value_len += len;
+    return 0;
+}
+
+static int on_chunk_extension_value_complete(llhttp_t *ll)
+{
+    struct http_parser *p = P(ll);
+    size_t n = p->ext_value_len;
+    p->ext_value_len = 0;
+    return n > 0 ? 0 : fail(p, bad_status(p), "malformed chunked coding");
+}
+
 static int on_message_complete(llhttp_t *ll)
 {
     struct http_parser *p = P(ll);
     p->in_message = 0;
-    int rc = p->cb.on_done(p->data, p->trailers);
-    p->msg = NULL;
-    p->trailers = NULL;
-    if (rc < 0)
-        return fail(p, 500, "message refused by the handler");
-    return rc == HTTP_PARSE_CB_PAUSE ? HPE_PAUSED : 0;
+    /* on_done runs from execute() (or finish()), after the trailer section has been checked. */
+    p->event = EV_DONE;
+    return HPE_PAUSED;
 }
 
 struct http_parser *http_parser_new(enum http_parse_kind kind, const struct http_parse_limits *limits,
@@ -334,6 +395,9 @@ struct http_parser *http_parser_new(enum http_parse_kind kind, const struct http
     p->settings.on_header_value_complete = on_header_value_complete;
     p->settings.on_headers_complete = on_headers_complete;
     p->settings.on_body = on_body;
+    p->settings.on_chunk_header = on_chunk_header;
+    p->settings.on_chunk_extension_value = on_chunk_extension_value;
+    p->settings.on_chunk_extension_value_complete = on_chunk_extension_value_complete;
     p->settings.on_message_complete = on_message_complete;
     http_parser_reset(p);
     return p;
@@ -345,8 +409,13 @@ void http_parser_reset(struct http_parser *p)
     p->ll.data = p;
     p->msg = NULL;
     p->trailers = NULL;
+    p->head_done = 0;
     p->in_message = 0;
     p->acc_len = 0;
+    p->in_section = 1;
+    p->after_lf = 0;
+    p->event = EV_NONE;
+    p->ext_value_len = 0;
     p->err_status = 0;
     p->err_reason = NULL;
 }
@@ -362,13 +431,17 @@ void http_parser_free(struct http_parser *p)
 /* Maps llhttp's own refusals to a status and a reason a person can act on. */
 static void set_llhttp_error(struct http_parser *p, llhttp_errno_t e)
 {
-    int bad = p->kind == HTTP_PARSE_REQUEST ? 400 : 502;
+    int bad = bad_status(p);
     switch (e) {
     case HPE_UNEXPECTED_CONTENT_LENGTH:
-        fail(p, bad, "Content-Length together with Transfer-Encoding");
+        /* llhttp uses this code for both; the flags tell which it met. */
+        if (p->ll.flags & F_TRANSFER_ENCODING)
+            fail(p, bad, "Content-Length together with Transfer-Encoding");
+        else
+            fail(p, bad, "duplicate Content-Length");
         break;
     case HPE_INVALID_CONTENT_LENGTH:
-        fail(p, bad, "invalid or conflicting Content-Length");
+        fail(p, bad, "invalid Content-Length");
         break;
     case HPE_INVALID_TRANSFER_ENCODING:
         fail(p, bad, "invalid Transfer-Encoding");
@@ -379,9 +452,17 @@ static void set_llhttp_error(struct http_parser *p, llhttp_errno_t e)
     case HPE_INVALID_METHOD:
         fail(p, bad, "unknown or malformed method");
         break;
-    case HPE_INVALID_VERSION:
-        fail(p, bad, "malformed HTTP version");
+    case HPE_INVALID_VERSION: {
+        /* RFC 9110 s15.6.6: a well-formed version with a major number other than 1 is 505, not 400.
+         * llhttp has parsed both digits when it says "Invalid HTTP version" (not "Invalid major ..."). */
+        const char *why = llhttp_get_error_reason(&p->ll);
+        if (p->kind == HTTP_PARSE_REQUEST && p->ll.http_major != 1 && why != NULL &&
+            strcmp(why, "Invalid HTTP version") == 0)
+            fail(p, 505, "HTTP version not supported");
+        else
+            fail(p, bad, "malformed HTTP version");
         break;
+    }
     case HPE_INVALID_URL:
         fail(p, bad, "malformed request-target");
         break;
@@ -395,6 +476,14 @@ static void set_llhttp_error(struct http_parser *p, llhttp_errno_t e)
     case HPE_LF_EXPECTED:
         fail(p, bad, "malformed line ending");
         break;
+    case HPE_STRICT:
+        /* Strict-mode refusals: a CR without LF, or broken chunk framing (CRLF after the data,
+         * chunk extension syntax). */
+        if (p->head_done && p->msg != NULL && p->msg->framing == HTTP_BODY_CHUNKED)
+            fail(p, bad, "malformed chunked coding");
+        else
+            fail(p, bad, "malformed line ending");
+        break;
     case HPE_UNEXPECTED_SPACE:
         fail(p, bad, "unexpected whitespace");
         break;
@@ -407,42 +496,137 @@ static void set_llhttp_error(struct http_parser *p, llhttp_errno_t e)
     }
 }
 
+/* RFC 9112 s5.2: a field line that starts with whitespace is obs-fold, which llhttp 8 accepts (it
+ * joins the lines, or drops an empty first one). A proxy must refuse it (or rewrite it, which would
+ * change what the sender meant). RFC 9112 s2.2 forbids whitespace before the first field line too. */
+static int scan_section(struct http_parser *p, const char *s, const char *end)
+{
+    for (; s < end; s++) {
+        if (p->after_lf && (*s == ' ' || *s == '\t'))
+            return fail(p, bad_status(p), "obsolete line folding");
+        p->after_lf = *s == '\n';
+    }
+    return 0;
+}
+
+/* Runs a message event llhttp reported while it was paused just after it, so that every byte up to
+ * here has been checked. Returns 0 to go on, HTTP_PARSE_CB_PAUSE when the caller asked to stop, or
+ * a negative value (the failure is recorded). */
+static int run_event(struct http_parser *p)
+{
+    int ev = p->event;
+    p->event = EV_NONE;
+    int rc = 0;
+    switch (ev) {
+    case EV_HEAD:
+        p->in_section = 0;
+        if (check_head(p) != 0)
+            return -1;
+        rc = p->cb.on_head(p->data, p->msg);
+        if (rc < 0) {
+            fail(p, p->kind == HTTP_PARSE_REQUEST ? 500 : 502, "message refused by the handler");
+            return -1;
+        }
+        if (rc == HTTP_PARSE_CB_NO_BODY) {
+            /* What llhttp does when on_headers_complete returns 1. */
+            p->msg->framing = HTTP_BODY_NONE;
+            p->ll.flags |= F_SKIPBODY;
+            rc = 0;
+        }
+        break;
+    case EV_LAST_CHUNK:
+        p->in_section = 1;
+        p->after_lf = 1; /* the last-chunk line just ended */
+        break;
+    case EV_DONE:
+        p->in_section = 1;
+        p->after_lf = 0;
+        rc = p->cb.on_done(p->data, p->trailers);
+        p->msg = NULL;
+        p->trailers = NULL;
+        if (rc < 0) {
+            fail(p, 500, "message refused by the handler");
+            return -1;
+        }
+        break;
+    default:
+        break;
+    }
+    return rc == HTTP_PARSE_CB_PAUSE ? HTTP_PARSE_CB_PAUSE : 0;
+}
+
 enum http_parse_status http_parser_execute(struct http_parser *p, const char *buf, size_t len, size_t *consumed)
 {
+    *consumed = 0;
+    /* A parser that stopped stays stopped until resumed (or reset): llhttp would report the old
+     * position, and nothing of this buffer has been read. */
+    if (p->err_status != 0)
+        return HTTP_PARSE_ERROR;
+    switch (llhttp_get_errno(&p->ll)) {
+    case HPE_OK:
+        break;
+    case HPE_PAUSED:
+        return HTTP_PARSE_PAUSED;
+    case HPE_PAUSED_UPGRADE:
+        return HTTP_PARSE_UPGRADE;
+    case HPE_CLOSED_CONNECTION:
+        *consumed = len; /* see below */
+        return HTTP_PARSE_OK;
+    default:
+        set_llhttp_error(p, llhttp_get_errno(&p->ll));
+        return HTTP_PARSE_ERROR;
+    }
+
     const char *pos = buf, *end = buf + len;
     for (;;) {
         llhttp_errno_t e = llhttp_execute(&p->ll, pos, (size_t)(end - pos));
-        if (e == HPE_OK) {
-            *consumed = len;
+        const char *stop = end;
+        if (e != HPE_OK) {
+            stop = llhttp_get_error_pos(&p->ll);
+            if (stop == NULL || stop < pos || stop > end)
+                stop = end;
+        }
+        *consumed = (size_t)(stop - buf);
+        /* llhttp's own refusal, when it has one, is the better reason. */
+        int refused = e != HPE_OK && e != HPE_PAUSED && e != HPE_PAUSED_UPGRADE;
+        if (p->in_section && !refused && scan_section(p, pos, stop) != 0)
+            return HTTP_PARSE_ERROR;
+        pos = stop;
+        switch (e) {
+        case HPE_OK:
             return HTTP_PARSE_OK;
-        }
-        const char *stop = llhttp_get_error_pos(&p->ll);
-        if (stop == NULL || stop < pos || stop > end)
-            stop = end;
-        if (e == HPE_PAUSED) {
-            *consumed = (size_t)(stop - buf);
-            return HTTP_PARSE_PAUSED;
-        }
-        if (e == HPE_PAUSED_UPGRADE) {
-            if (p->kind == HTTP_PARSE_REQUEST && p->ll.method == HTTP_CONNECT) {
-                *consumed = (size_t)(stop - buf);
+        case HPE_PAUSED:
+            if (p->event == EV_NONE)
+                return HTTP_PARSE_PAUSED; /* on_body asked */
+            int rc = run_event(p);
+            if (rc < 0)
+                return HTTP_PARSE_ERROR;
+            if (rc == HTTP_PARSE_CB_PAUSE)
+                return HTTP_PARSE_PAUSED; /* llhttp stays paused until http_parser_resume() */
+            llhttp_resume(&p->ll);
+            continue;
+        case HPE_PAUSED_UPGRADE:
+            if (p->kind == HTTP_PARSE_REQUEST && p->ll.method == HTTP_CONNECT)
                 return HTTP_PARSE_UPGRADE;
-            }
             if (p->kind == HTTP_PARSE_REQUEST) {
                 /* An Upgrade request that is not CONNECT: larder strips Upgrade (hop-by-hop, RFC 9110
                  * s7.8), so the connection simply goes on as HTTP/1.1. */
                 llhttp_resume_after_upgrade(&p->ll);
-                pos = stop;
                 continue;
             }
             fail(p, 502, "unexpected protocol switch from upstream");
-            *consumed = (size_t)(stop - buf);
+            return HTTP_PARSE_ERROR;
+        case HPE_CLOSED_CONNECTION:
+            /* Strict llhttp refuses bytes after a message that closes the connection (Connection:
+             * close, or HTTP/1.0). They are not part of a message: RFC 9112 s9.6 says not to process
+             * further requests, and the proxy closes after answering. Drop them. */
+            *consumed = len;
+            return HTTP_PARSE_OK;
+        default:
+            if (e != HPE_USER || p->err_status == 0)
+                set_llhttp_error(p, e);
             return HTTP_PARSE_ERROR;
         }
-        if (e != HPE_USER || p->err_status == 0)
-            set_llhttp_error(p, e);
-        *consumed = (size_t)(stop - buf);
-        return HTTP_PARSE_ERROR;
     }
 }
 
@@ -453,7 +637,40 @@ void http_parser_resume(struct http_parser *p)
 
 enum http_parse_status http_parser_finish(struct http_parser *p)
 {
+    /* Paused by the caller (back-pressure, at a head, after a message) or by us: the peer is gone, so
+     * there is nothing more to wait for. llhttp_finish() does nothing at all while paused, and judges
+     * by a state llhttp only reaches by running on, so run it on no bytes first: that takes it past a
+     * completed head or message to where the end of input is either expected or not. */
+    for (int guard = 0; guard < 8; guard++) {
+        if (p->err_status != 0)
+            return HTTP_PARSE_ERROR;
+        switch (llhttp_get_errno(&p->ll)) {
+        case HPE_OK:
+            break;
+        case HPE_PAUSED:
+            llhttp_resume(&p->ll);
+            break;
+        case HPE_PAUSED_UPGRADE:
+        case HPE_CLOSED_CONNECTION:
+            return HTTP_PARSE_OK;
+        default:
+            set_llhttp_error(p, llhttp_get_errno(&p->ll));
+            return HTTP_PARSE_ERROR;
+        }
+        size_t consumed;
+        enum http_parse_status st = http_parser_execute(p, "", 0, &consumed);
+        if (st == HTTP_PARSE_ERROR)
+            return HTTP_PARSE_ERROR;
+        if (st == HTTP_PARSE_UPGRADE)
+            return HTTP_PARSE_OK;
+        if (st == HTTP_PARSE_OK)
+            break;
+    }
     llhttp_errno_t e = llhttp_finish(&p->ll);
+    if (e == HPE_PAUSED && p->event == EV_DONE) {
+        /* A close-delimited body ended: deliver the message (a pause asked for now changes nothing). */
+        return run_event(p) < 0 ? HTTP_PARSE_ERROR : HTTP_PARSE_OK;
+    }
     if (e == HPE_OK || e == HPE_PAUSED)
         return HTTP_PARSE_OK;
     if (e != HPE_USER || p->err_status == 0)

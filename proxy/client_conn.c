@@ -351,21 +351,31 @@ static void process_input(struct client_conn *cc)
     if (cc->in_process)
         return;
     cc->in_process = 1;
+    int zero_tried = 0;
     while (can_parse(cc)) {
+        int resumed = 0;
         if (cc->parse_paused) {
             cc->parse_paused = 0;
             http_parser_resume(cc->parser);
+            resumed = 1;
         }
-        if (cc->held_len == 0)
+        /* After a resume with nothing held, one empty execute lets the parser finish a message whose
+         * last bytes it had already seen (a body that ended just as we paused). */
+        if (cc->held_len == 0 && (!resumed || zero_tried))
             break;
+        if (cc->held_len == 0)
+            zero_tried = 1;
         size_t consumed = 0;
         cc->cur_blk = cc->held_blk;
-        enum http_parse_status st = http_parser_execute(cc->parser, cc->held_ptr, cc->held_len, &consumed);
+        enum http_parse_status st =
+            http_parser_execute(cc->parser, cc->held_len ? cc->held_ptr : "", cc->held_len, &consumed);
         cc->cur_blk = NULL;
         if (cc->state == CLIENT_CLOSING)
             break;
-        cc->held_ptr += consumed;
-        cc->held_len -= consumed;
+        if (consumed > 0) {
+            cc->held_ptr += consumed;
+            cc->held_len -= consumed;
+        }
         if (st == HTTP_PARSE_ERROR) {
             reject(cc);
             break;

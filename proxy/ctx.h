@@ -11,6 +11,7 @@
 #include "proxy/buf.h"
 #include "proxy/cache.h"
 #include "proxy/config.h"
+#include "proxy/flight.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 
@@ -25,6 +26,7 @@ struct proxy_shared {
     struct log_file error_log;
     struct log_file access_log;
     struct cache *cache;        /* NULL when the cache could not be opened (larder then only forwards) */
+    struct flight_table flights; /* single flight, across every loop */
     struct proxy_ctx **workers; /* for summing metrics */
     unsigned n_workers;
     /* Test-only offset added to the cache clock (test_hooks on); read with relaxed atomics. */
@@ -72,6 +74,8 @@ struct proxy_ctx {
     struct buf_pool big_bufs; /* STORE_CHUNK_SIZE blocks for reads from the store */
     struct cache_loop cache;
     struct list_node revalidating; /* background revalidations in flight (txn.reval_link) */
+    struct list_node followers;    /* transactions following a flight (txn.follow_link) */
+    uv_async_t flight_wakeup;      /* flights this loop follows progressed */
 
     struct list_node clients;      /* every open client_conn */
     struct list_node origins_idle; /* idle pooled origin_conns, oldest first */

@@ -94,6 +94,7 @@ int main(int argc, char **argv)
     struct app app;
     memset(&app, 0, sizeof(app));
     app.shared.cfg = cfg;
+    flight_table_init(&app.shared.flights);
     int rc = log_file_open(&app.shared.error_log, cfg->error_log, STDERR_FILENO, (int)cfg->log_level);
     if (rc == 0)
         rc = log_file_open(&app.shared.access_log, cfg->access_log, STDOUT_FILENO, LOG_LEVEL_DEBUG);
@@ -179,6 +180,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < n; i++)
         worker_free(app.workers[i]);
     cache_close(app.shared.cache);
+    flight_table_destroy(&app.shared.flights);
     LOG_INFO(&app.shared.error_log, 0, "stopped");
     if (cfg->pid_file != NULL)
         unlink(cfg->pid_file);

@@ -57,7 +57,11 @@
     X(cache_only_if_cached_fail)                                                                                         \
     X(cache_background_active)                                                                                           \
     X(cache_read_errors)                                                                                                 \
-    X(cache_body_bytes_served)
+    X(cache_body_bytes_served)                                                                                           \
+    X(flight_leaders)                                                                                                    \
+    X(flight_followers)                                                                                                  \
+    X(flight_fallbacks)                                                                                                  \
+    X(flight_orphaned)
 
 struct metrics {
 #define METRICS_FIELD(name) uint64_t name;

@@ -294,6 +294,7 @@ static int p_on_head(void *data, struct http_msg *msg)
     struct origin_conn *oc = data;
     if (oc->h == NULL)
         return -1;
+    oc->interim = msg->status < 200;
     return oc->h->parse.on_head(oc->h_data, msg);
 }
 
@@ -308,12 +309,16 @@ static int p_on_body(void *data, const char *at, size_t len)
 static int p_on_done(void *data, struct http_msg *trailers)
 {
     struct origin_conn *oc = data;
-    /* Pause after every response: whatever follows in the same read is not part of it (RFC 9112
+    if (oc->interim) {
+        /* RFC 9110 s15.2: a 1xx is followed by the final response, maybe in the same read: go on. */
+        oc->interim = 0;
+        return oc->h != NULL ? oc->h->parse.on_done(oc->h_data, trailers) : -1;
+    }
+    /* Pause after every final response: whatever follows in the same read is not part of it (RFC 9112
      * s9.3: a response the client did not ask for is an error), and the next exchange resumes. */
     oc->done_pause = 1;
     if (oc->h == NULL)
         return HTTP_PARSE_CB_PAUSE;
-    /* 1xx responses also end here; the owner tells them apart by the status it saw in on_head. */
     int rc = oc->h->parse.on_done(oc->h_data, trailers);
     if (rc < 0)
         return rc;

@@ -77,6 +77,7 @@ struct origin_conn {
     int read_paused;
     int done_pause;     /* the response completed; parser paused until the next exchange */
     int in_parse;       /* http_parser_execute() is on the stack */
+    int interim;        /* the response being parsed is a 1xx */
     int resume_pending; /* the next exchange began inside a parser callback: resume after it returns */
     int extra_bytes;    /* bytes arrived after a complete response: never reusable */
     int eof_seen;

@@ -56,6 +56,7 @@ static struct txn *txn_alloc(struct proxy_ctx *ctx)
     snprintf(t->peer, sizeof(t->peer), "-");
     t->max_forwards = -1;
     list_init(&t->reval_link);
+    list_init(&t->follow_link);
     http_msg_init(&t->req, 1);
     return t;
 }
@@ -74,6 +75,8 @@ void txn_free(struct txn *t)
         return;
     txn__check(t);
     txn__fill_abort(t);
+    txn__follow_stop(t);
+    txn__flight_end(t, FLIGHT_FAILED); /* a leader that never handed its flight to a fill */
     if (t->oc != NULL) {
         origin_close(t->oc);
         t->oc = NULL;
@@ -92,6 +95,17 @@ void txn_abort_background(struct proxy_ctx *ctx)
 {
     while (!list_empty(&ctx->revalidating))
         txn_free(container_of(ctx->revalidating.next, struct txn, reval_link));
+}
+
+void txn_flights_progressed(struct proxy_ctx *ctx)
+{
+    /* A pump may finish (and free) its own transaction, never another: keep the next one first. */
+    struct list_node *n = ctx->followers.next;
+    while (n != &ctx->followers) {
+        struct list_node *next = n->next;
+        txn__follow_pump(container_of(n, struct txn, follow_link));
+        n = next;
+    }
 }
 
 struct http_msg *txn_request_msg(struct txn *t, struct arena **arena)
@@ -164,7 +178,9 @@ void txn__cache_status(const struct txn *t, char *buf, size_t len)
     if (t->fwd_status && n > 0 && (size_t)n < len)
         n += snprintf(buf + n, len - (size_t)n, "; fwd-status=%d", t->fwd_status);
     if (t->stored && n > 0 && (size_t)n < len)
-        snprintf(buf + n, len - (size_t)n, "; stored");
+        n += snprintf(buf + n, len - (size_t)n, "; stored");
+    if (t->collapsed && n > 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, "; collapsed");
 }
 
 /* The transaction is over once its response is queued, its request has been read (or will not be:
@@ -470,6 +486,83 @@ static void spawn_background_revalidation(struct txn *fg)
     txn__dial(t);
 }
 
+/* RFC 9110 s14: a Range on a request that misses. The client's range is served from the object
+ * being filled, and the fetch upstream asks for the whole object (so it can be stored and shared):
+ * it runs as a transaction of its own, without a client, and this one follows it. */
+static int fetch_whole_for_range(struct txn *fg)
+{
+    struct proxy_ctx *ctx = fg->ctx;
+    struct txn *t = txn_alloc(ctx);
+    if (t == NULL)
+        return -1;
+    t->background = 1;
+    METRIC_INC(&ctx->metrics, cache_background_active);
+    const char *why;
+    if (http_msg_clone_deep(&t->req, &fg->client_req, &t->arena) != 0 ||
+        http_uri_parse(t->req.target, t->req.target_len, 0, &t->uri, &why) != 0) {
+        txn_free(t);
+        return -1;
+    }
+    http_msg_remove(&t->req, "range");
+    http_msg_remove(&t->req, "if-range");
+    http_msg_remove(&t->req, "if-none-match");
+    http_msg_remove(&t->req, "if-modified-since");
+    if (http_msg_clone(&t->client_req, &t->req, &t->arena) != 0) {
+        txn_free(t);
+        return -1;
+    }
+    memcpy(t->url, fg->url, sizeof(t->url));
+    t->url_len = fg->url_len;
+    memcpy(t->authority, fg->authority, sizeof(t->authority));
+    t->entry.pkey = fg->entry.pkey;
+    t->dec = fg->dec;
+    t->req_complete = 1;
+    t->mode = MODE_MISS;
+    t->fwd = "uri-miss";
+    t->result = "TCP_MISS";
+    /* The flight passes to the background fetch; the client's transaction follows it. */
+    t->flight = fg->flight;
+    t->flight_leader = 1;
+    flight_ref(fg->flight);
+    txn__dial(t);
+    return 0;
+}
+
+/* RFC 9111 s4 plus single flight: a request that must go upstream for a cacheable GET joins the fetch
+ * already running for its URL, on any loop, or starts one. Returns 1 when it follows. */
+static int join_flight(struct txn *t)
+{
+    struct proxy_shared *sh = t->ctx->shared;
+    if (t->req.method != HTTP_METHOD_GET || (t->dec.flags & CP_F_NO_STORE))
+        return 0;
+    int leader = 0;
+    struct flight *f = flight_join(&sh->flights, &t->entry.pkey, &leader);
+    if (f == NULL)
+        return 0;
+    t->flight = f;
+    if (leader && http_msg_find(&t->client_req, "range") != NULL && t->mode == MODE_MISS) {
+        METRIC_INC(&t->ctx->metrics, flight_leaders);
+        if (fetch_whole_for_range(t) == 0) {
+            t->collapsed = 1;
+            txn__follow_start(t);
+            return 1;
+        }
+        /* Could not detach: fetch the range ourselves, unshared. */
+        flight_not_shared(f);
+        flight_release(f);
+        t->flight = NULL;
+        return 0;
+    }
+    if (leader) {
+        METRIC_INC(&t->ctx->metrics, flight_leaders);
+        t->flight_leader = 1;
+        return 0;
+    }
+    t->collapsed = 1;
+    txn__follow_start(t);
+    return 1;
+}
+
 /* RFC 9111 s4: look the request up and let the policy decide. Returns 1 when the request was
  * answered or is being answered from the store, 0 when it goes upstream (t->mode says how). */
 static int consult_cache(struct txn *t)
@@ -531,10 +624,13 @@ static int consult_cache(struct txn *t)
             return 1;
         }
         if (t->req.method == HTTP_METHOD_GET && cp_conditional(&t->entry.resp, &t->req, &t->arena) > 0) {
-            METRIC_INC(&ctx->metrics, cache_revalidations);
             t->mode = MODE_REVALIDATE;
             t->fwd = (t->dec.reason && strstr(t->dec.reason, "request")) ? "request" : "stale";
             t->result = "TCP_REFRESH_MISS";
+            /* RFC 9111 s4.3: concurrent stale hits share one conditional request. */
+            if (join_flight(t))
+                return 1;
+            METRIC_INC(&ctx->metrics, cache_revalidations);
             return 0;
         }
         /* No validator to send (or HEAD): fetch in full; a 200 replaces the stored response. */
@@ -547,7 +643,7 @@ static int consult_cache(struct txn *t)
         METRIC_INC(&ctx->metrics, cache_misses);
         t->mode = MODE_MISS;
         t->fwd = t->entry.vary_miss ? "vary-miss" : "uri-miss";
-        return 0;
+        return join_flight(t);
     case CP_PASS:
     default:
         METRIC_INC(&ctx->metrics, cache_passes);
@@ -646,12 +742,22 @@ void txn_client_gone(struct txn *t)
         log_access(t, t->cc->peer);
     }
     t->cc = NULL;
+    /* A fetch that others wait for, or that is filling the store, goes on without its client: the
+     * next clients get the object (issue: the fill continues when the client that started it leaves). */
+    if (t->oc != NULL && t->req_complete && (t->fill != NULL || (t->flight != NULL && t->flight_leader))) {
+        METRIC_INC(&t->ctx->metrics, flight_orphaned);
+        return;
+    }
     txn_free(t);
 }
 
 void txn_client_drained(struct txn *t)
 {
     txn__check(t);
+    if (t->following) {
+        txn__follow_pump(t);
+        return;
+    }
     if (t->serving) {
         txn__serve_pump(t);
         return;

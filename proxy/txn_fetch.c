@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "http/http_write.h"
+#include "http/stored_head.h"
 #include "proxy/resolver.h"
 #include "proxy/txn_internal.h"
 
@@ -174,6 +175,69 @@ static void on_store_done(void *data, int status)
     }
 }
 
+/* The end of a fill, reported by the writer on the leader's loop: only then is the object readable
+ * by new requests (commit) or known lost (abort), so only then does the flight end. The ticket holds
+ * its own flight reference: the transaction that started the fill may be long gone. */
+struct fill_ticket {
+    struct proxy_ctx *ctx;
+    struct flight *flight;
+    int commit;
+};
+
+static void on_fill_end(void *data, int status)
+{
+    struct fill_ticket *tk = data;
+    on_store_done(tk->ctx, status);
+    if (tk->flight != NULL) {
+        if (tk->commit && status == 0)
+            flight_done(tk->flight);
+        else
+            flight_fail(tk->flight);
+        flight_release(tk->flight);
+    }
+    free(tk);
+}
+
+static struct fill_ticket *ticket_new(struct txn *t, int commit)
+{
+    struct fill_ticket *tk = calloc(1, sizeof(*tk));
+    if (tk == NULL)
+        return NULL;
+    tk->ctx = t->ctx;
+    tk->commit = commit;
+    if (t->flight != NULL && t->flight_leader) {
+        flight_ref(t->flight);
+        tk->flight = t->flight;
+    }
+    return tk;
+}
+
+void txn__flight_end(struct txn *t, enum flight_state how)
+{
+    if (t->flight == NULL || !t->flight_leader)
+        return;
+    if (how == FLIGHT_FAILED)
+        flight_fail(t->flight);
+    else if (how == FLIGHT_NOT_SHARED)
+        flight_not_shared(t->flight);
+    else if (how == FLIGHT_DONE)
+        flight_done(t->flight);
+    flight_release(t->flight);
+    t->flight = NULL;
+    t->flight_leader = 0;
+}
+
+/* The leader hands the flight's ending to the fill (its commit or abort ends it): the transaction
+ * only drops its own reference. */
+static void flight_hand_over(struct txn *t)
+{
+    if (t->flight != NULL && t->flight_leader) {
+        flight_release(t->flight);
+        t->flight = NULL;
+        t->flight_leader = 0;
+    }
+}
+
 void txn__fill_abort(struct txn *t)
 {
     for (size_t i = 0; i < t->n_pend; i++)
@@ -182,11 +246,19 @@ void txn__fill_abort(struct txn *t)
     t->commit_pending = 0;
     t->fill_paused = 0;
     if (t->fill != NULL) {
-        store_fill_abort(t->fill, on_store_done, t->ctx);
+        struct fill_ticket *tk = ticket_new(t, 0);
+        if (tk == NULL || store_fill_abort(t->fill, on_fill_end, tk) != 0) {
+            if (tk != NULL && tk->flight != NULL) {
+                flight_fail(tk->flight);
+                flight_release(tk->flight);
+            }
+            free(tk);
+        }
         t->fill = NULL;
         t->stored = 0;
         METRIC_INC(&t->ctx->metrics, cache_store_aborts);
     }
+    flight_hand_over(t);
 }
 
 static void fill_commit(struct txn *t)
@@ -201,10 +273,22 @@ static void fill_commit(struct txn *t)
     rec.body_len = t->fill_len;
     struct store_key vkey;
     store_key_variant(&vkey, &t->entry.pkey, t->variant, t->variant_len);
-    rc = store_fill_commit(t->fill, &t->entry.pkey, &vkey, &rec, on_store_done, t->ctx);
+    struct fill_ticket *tk = ticket_new(t, 1);
+    if (tk == NULL) {
+        txn__fill_abort(t);
+        return;
+    }
+    rc = store_fill_commit(t->fill, &t->entry.pkey, &vkey, &rec, on_fill_end, tk);
     t->fill = NULL;
     t->commit_pending = 0;
+    flight_hand_over(t);
     if (rc != 0) {
+        /* The fill failed earlier (sticky); the writer already reclaimed its chunks. */
+        if (tk->flight != NULL) {
+            flight_fail(tk->flight);
+            flight_release(tk->flight);
+        }
+        free(tk);
         METRIC_INC(&t->ctx->metrics, cache_store_failures);
         LOG_INFO(t->ctx->log, t->id, "%s not stored: %s", t->url, store_strerror(rc));
         t->stored = 0;
@@ -329,6 +413,20 @@ static void maybe_begin_fill(struct txn *t, struct http_msg *resp)
     }
     t->fill_len = 0;
     t->stored = 1;
+    if (t->flight != NULL && t->flight_leader) {
+        /* Publish the head to the followers and let the writer tell them, chunk by chunk, how much of
+         * the body they can read from the store. The progress hook holds its own reference, dropped
+         * with the fill's ticket. */
+        size_t hlen = stored_head_size(resp);
+        char *head = arena_alloc(&t->arena, hlen ? hlen : 1);
+        if (head != NULL) {
+            stored_head_write(resp, head);
+            if (flight_set_head(t->flight, resp->status, head, hlen, vk, vk_len, t->request_time, t->response_time,
+                                store_fill_body_id(t->fill), resp->framing == HTTP_BODY_LENGTH,
+                                resp->content_length) == 0)
+                store_fill_set_progress(t->fill, flight_progress, t->flight);
+        }
+    }
 }
 
 /* ---- the response --------------------------------------------------------------------------- */
@@ -452,6 +550,19 @@ static int refresh_from_304(struct txn *t, struct http_msg *upd)
     }
     t->entry.resp = *merged;
     t->result = "TCP_REFRESH_UNMODIFIED";
+    if (t->flight != NULL && t->flight_leader) {
+        /* Followers get the refreshed head and the stored body, which is whole already. */
+        size_t hlen = stored_head_size(merged);
+        char *head = arena_alloc(&t->arena, hlen ? hlen : 1);
+        if (head != NULL) {
+            stored_head_write(merged, head);
+            const struct store_record *r = &t->entry.meta.rec;
+            if (flight_set_head(t->flight, r->status, head, hlen, r->variant, r->variant_len, r->request_time,
+                                r->response_time, r->body_id, 1, r->body_len) == 0)
+                flight_progress(t->flight, r->body_len);
+        }
+        txn__flight_end(t, FLIGHT_DONE);
+    }
     return 1;
 }
 
@@ -571,6 +682,7 @@ static int on_resp_head(void *data, struct http_msg *resp)
             struct origin_conn *oc = t->oc;
             t->oc = NULL;
             origin_close(oc);
+            txn__flight_end(t, FLIGHT_FAILED);
             serve_stale_on_error(t, why);
             return -1;
         }
@@ -586,8 +698,9 @@ static int on_resp_head(void *data, struct http_msg *resp)
         snprintf(t->content_type, sizeof(t->content_type), "%.*s", (int)ct->value_len, ct->value);
     if (t->is_head)
         resp->framing = HTTP_BODY_NONE;
-    /* The client head first: storing may mark fields (private="...") that only the store drops. */
     maybe_begin_fill(t, resp);
+    if (t->fill == NULL)
+        txn__flight_end(t, FLIGHT_NOT_SHARED); /* followers fetch for themselves */
     if (t->cc != NULL) {
         t->status = resp->status;
         /* The client's own preconditions, against the response it is getting (RFC 9111 s4.3.2). */
@@ -634,9 +747,7 @@ static int on_resp_done(void *data, struct http_msg *trailers)
     struct txn *t = data;
     txn__check(t);
     if (t->in_interim) {
-        t->in_interim = 0;
-        /* The final response follows on the same connection. */
-        origin_expect_response(t->oc, t->is_head);
+        t->in_interim = 0; /* the final response follows on the same connection */
         return 0;
     }
     int reusable = t->resp->keep_alive && t->resp->framing != HTTP_BODY_EOF && t->req_sent;
@@ -720,6 +831,7 @@ static void on_origin_fail(void *data, enum origin_error err, int detail, const 
     }
     /* A body that did not arrive whole is never stored (RFC 9111 s3.3). */
     txn__fill_abort(t);
+    txn__flight_end(t, FLIGHT_FAILED);
     int status = 502;
     char msg[400];
     switch (err) {

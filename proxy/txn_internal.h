@@ -13,6 +13,7 @@
 #include "http/http_uri.h"
 #include "proxy/cache.h"
 #include "proxy/client_conn.h"
+#include "proxy/flight.h"
 #include "proxy/origin_conn.h"
 #include "proxy/txn.h"
 
@@ -79,7 +80,18 @@ struct txn {
     size_t n_segs, seg_i;
     uint64_t seg_done;
     uint64_t serve_body_id;
+    uint64_t serve_limit;  /* body bytes readable now (UINT64_MAX: the whole stored body) */
+    int64_t serve_request_time, serve_response_time; /* of the stored response, for Age */
     int serving;
+    int serve_chunked;     /* length unknown (object still arriving): chunked to the client */
+    int serve_open;        /* the last body segment ends where the object ends, not known yet */
+
+    /* Single flight (flight.h). */
+    struct flight *flight;
+    int flight_leader;
+    int following;          /* waiting for / streaming from another transaction's fetch */
+    struct list_node follow_link; /* in ctx->followers while following */
+    struct http_msg follow_resp;
 
     /* Cache-Status (RFC 9211) and the access log. */
     const char *fwd;   /* NULL for a hit; else uri-miss, vary-miss, stale, request, method, bypass, miss */
@@ -87,6 +99,7 @@ struct txn {
     int stored;        /* the response was (being) stored */
     int64_t hit_ttl;   /* freshness left, for "ttl=" */
     int hit;
+    int collapsed;     /* served by another transaction's fetch (RFC 9211 "collapsed") */
 
     uint64_t start_ms;
     uint64_t bytes_out;
@@ -128,6 +141,14 @@ void txn__fill_abort(struct txn *t);
 
 /* txn_serve.c: answer from the stored response `resp` whose body is `rec` (body_id, body_len). */
 void txn__serve_stored(struct txn *t, struct http_msg *resp, const struct store_record *rec);
+/* Follow a flight: called when it may have progressed (loop wake-up, client drained). */
+void txn__follow_pump(struct txn *t);
+/* Start following t->flight (joined as a follower). */
+void txn__follow_start(struct txn *t);
+/* Leave the flight as a follower (done, or falling back to a fetch of our own). */
+void txn__follow_stop(struct txn *t);
+/* Leader: the fetch will not publish anything more; tell followers. */
+void txn__flight_end(struct txn *t, enum flight_state how);
 void txn__serve_pump(struct txn *t);
 /* A 304 made by us from `resp` (the client's own precondition matched). */
 void txn__serve_not_modified(struct txn *t, const struct http_msg *resp);

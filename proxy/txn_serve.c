@@ -1,8 +1,8 @@
 /* Answering from the store: a fresh hit, a response refreshed by a 304, a stale one (stale-if-error,
- * stale-while-revalidate). The client's own conditionals (RFC 9110 s13) and Range (s14) are evaluated
- * here against the stored response; the body is streamed from LMDB one chunk per short read
- * transaction, with the client's write queue as the pace (a chunk is read only while the queue is
- * below its high-water mark). */
+ * stale-while-revalidate), and responses that follow another transaction's fetch (single flight),
+ * which are streamed from the store while the writer is still committing them. The client's own
+ * conditionals (RFC 9110 s13) and Range (s14) are evaluated here; the body is read one stored chunk
+ * per short read transaction, and only while the client's write queue is below its high-water mark. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 
 #include "http/http_range.h"
 #include "http/http_write.h"
+#include "http/stored_head.h"
 #include "proxy/txn_internal.h"
 
 /* Fields of a stored response never copied into a response from the store: Age is recomputed
@@ -39,10 +40,10 @@ static long send_head(struct txn *t, int status, const struct http_msg *resp, co
     }
     struct http_extra_field ex[12];
     size_t n = 0;
-    for (size_t i = 0; i < n_extra && n < 8; i++)
+    for (size_t i = 0; i < n_extra && n < 6; i++)
         ex[n++] = extra[i];
     char age[32], via[300], cs[300];
-    int64_t a = cp_current_age(resp, t->entry.meta.rec.request_time, t->entry.meta.rec.response_time, ctx_now_s(t->ctx));
+    int64_t a = cp_current_age(resp, t->serve_request_time, t->serve_response_time, ctx_now_s(t->ctx));
     snprintf(age, sizeof(age), "%" PRId64, a);
     ex[n++] = (struct http_extra_field){"Age", age};
     if (!t->client_ka)
@@ -75,6 +76,8 @@ static void finish_serving(struct txn *t)
 {
     t->serving = 0;
     t->resp_complete = 1;
+    if (t->following)
+        txn__follow_stop(t);
     if (t->cc != NULL)
         outq_flush(&t->cc->out);
     txn__maybe_finish(t);
@@ -88,10 +91,17 @@ void txn__serve_not_modified(struct txn *t, const struct http_msg *resp)
     if (t->hit)
         t->result = "TCP_IMS_HIT";
     send_head(t, 304, resp, NULL, 0, 1);
-    if (t->mode == MODE_HIT)
+    if (t->mode == MODE_HIT || t->following)
         finish_serving(t);
     else
         outq_flush(&t->cc->out);
+}
+
+static int push_chunk_head(struct outq *q, size_t len)
+{
+    char h[24];
+    int n = snprintf(h, sizeof(h), "%zx\r\n", len);
+    return outq_push_copy(q, h, (size_t)n);
 }
 
 void txn__serve_pump(struct txn *t)
@@ -110,8 +120,17 @@ void txn__serve_pump(struct txn *t)
             t->seg_i++;
             continue;
         }
+        if (t->seg_done == s->len) { /* an empty body */
+            t->seg_i++;
+            t->seg_done = 0;
+            continue;
+        }
         uint64_t off = s->off + t->seg_done;
+        if (off >= t->serve_limit)
+            break; /* not in the store yet: the flight wakes us when the writer has committed more */
         uint64_t left = s->len - t->seg_done;
+        if (left > t->serve_limit - off)
+            left = t->serve_limit - off;
         /* One stored chunk per read: the copy from the map is one short read transaction. */
         uint64_t in_chunk = STORE_CHUNK_SIZE - off % STORE_CHUNK_SIZE;
         size_t want = (size_t)(left < in_chunk ? left : in_chunk);
@@ -133,8 +152,12 @@ void txn__serve_pump(struct txn *t)
             client_conn_close(t->cc); /* frees t */
             return;
         }
+        if (t->serve_chunked)
+            push_chunk_head(q, got);
         outq_push_block(q, b, b->data, got);
         buf_unref(b);
+        if (t->serve_chunked)
+            outq_push_static(q, "\r\n", 2);
         METRIC_ADD(&ctx->metrics, cache_body_bytes_served, got);
         t->bytes_out += got;
         t->seg_done += got;
@@ -142,6 +165,10 @@ void txn__serve_pump(struct txn *t)
             t->seg_i++;
             t->seg_done = 0;
         }
+    }
+    if (t->seg_i == t->n_segs && t->serve_chunked) {
+        outq_push_static(q, "0\r\n\r\n", 5);
+        t->serve_chunked = 0;
     }
     outq_flush(q);
     if (t->seg_i == t->n_segs)
@@ -162,30 +189,28 @@ static int add_seg(struct txn *t, const char *bytes, uint64_t off, uint64_t len)
     return 0;
 }
 
-void txn__serve_stored(struct txn *t, struct http_msg *resp, const struct store_record *rec)
+/* Sends the head for a response from the store and lays out the body as segments.
+ * length_known 0: the object is still arriving and its length is unknown; the body goes out chunked
+ * (HTTP/1.1) or close-delimited (HTTP/1.0), and Range is not evaluated (RFC 9110 s14.2: MAY ignore). */
+static void serve_plan(struct txn *t, struct http_msg *resp, uint64_t body_id, int length_known, uint64_t length,
+                       int64_t response_time)
 {
-    if (t->cc == NULL) {
-        t->resp_complete = 1;
-        txn__maybe_finish(t);
-        return;
-    }
     int64_t now = ctx_now_s(t->ctx);
     const struct http_field *ct = http_msg_find(resp, "content-type");
     if (ct != NULL)
         snprintf(t->content_type, sizeof(t->content_type), "%.*s", (int)ct->value_len, ct->value);
     /* RFC 9110 s13.2.2: preconditions first (only for 200, RFC 9111 s4.3.2), then Range. */
-    if (resp->status == 200 &&
-        cp_eval_conditionals(&t->client_req, resp, rec->response_time, now) == CP_COND_NOT_MODIFIED) {
+    if (resp->status == 200 && cp_eval_conditionals(&t->client_req, resp, response_time, now) == CP_COND_NOT_MODIFIED) {
         txn__serve_not_modified(t, resp);
         return;
     }
-    t->serve_body_id = rec->body_id;
+    t->serve_body_id = body_id;
     t->n_segs = t->seg_i = 0;
     t->seg_done = 0;
-    uint64_t length = rec->body_len;
     struct http_range_set set;
-    enum http_range_status rs =
-        resp->status == 200 ? http_range_for_request(&t->client_req, resp, length, now, &set) : HTTP_RANGE_FULL;
+    enum http_range_status rs = (resp->status == 200 && length_known)
+                                    ? http_range_for_request(&t->client_req, resp, length, now, &set)
+                                    : HTTP_RANGE_FULL;
     struct http_extra_field ex[4];
     size_t n = 0;
     char clen[32], crange[96];
@@ -241,13 +266,22 @@ void txn__serve_stored(struct txn *t, struct http_msg *resp, const struct store_
         for (size_t i = 0; i < resp->n_fields; i++)
             if (http_name_eq(resp->fields[i].name, resp->fields[i].name_len, "content-type"))
                 resp->fields[i].flags |= HTTP_FIELD_REMOVED;
-    } else {
+    } else if (length_known) {
         if (status != 204 && status != 304) {
             snprintf(clen, sizeof(clen), "%" PRIu64, length);
             ex[n++] = (struct http_extra_field){"Content-Length", clen};
         }
-        if (length > 0)
-            add_seg(t, NULL, 0, length);
+        add_seg(t, NULL, 0, length);
+    } else {
+        /* Still arriving, length unknown: RFC 9112 s6.1 chunked for HTTP/1.1, close-delimited for 1.0. */
+        if (t->client_http10) {
+            t->client_ka = 0;
+        } else {
+            ex[n++] = (struct http_extra_field){"Transfer-Encoding", "chunked"};
+            t->serve_chunked = 1;
+        }
+        t->serve_open = 1;
+        add_seg(t, NULL, 0, UINT64_MAX);
     }
     if (send_head(t, status, resp, ex, n, 0) < 0) {
         client_conn_close(t->cc);
@@ -255,9 +289,137 @@ void txn__serve_stored(struct txn *t, struct http_msg *resp, const struct store_
     }
     if (t->is_head || status == 416) {
         t->n_segs = 0;
+        t->serve_chunked = 0;
         finish_serving(t);
         return;
     }
     t->serving = 1;
+    txn__serve_pump(t);
+}
+
+void txn__serve_stored(struct txn *t, struct http_msg *resp, const struct store_record *rec)
+{
+    if (t->cc == NULL) {
+        t->resp_complete = 1;
+        txn__maybe_finish(t);
+        return;
+    }
+    t->serve_limit = UINT64_MAX;
+    t->serve_request_time = rec->request_time;
+    t->serve_response_time = rec->response_time;
+    serve_plan(t, resp, rec->body_id, 1, rec->body_len, rec->response_time);
+}
+
+/* ---- single flight: following another transaction's fetch ------------------------------------- */
+
+static void on_flight_wake(void *arg)
+{
+    uv_async_send(arg); /* any thread: only wake the follower's loop */
+}
+
+void txn__follow_start(struct txn *t)
+{
+    struct proxy_ctx *ctx = t->ctx;
+    t->following = 1;
+    t->mode = MODE_HIT;
+    list_insert_tail(&ctx->followers, &t->follow_link);
+    METRIC_INC(&ctx->metrics, flight_followers);
+    if (flight_watch(t->flight, on_flight_wake, &ctx->flight_wakeup) != 0) {
+        txn__follow_stop(t);
+        txn__reply_error(t, 500, "out of memory");
+        return;
+    }
+    txn__follow_pump(t);
+}
+
+void txn__follow_stop(struct txn *t)
+{
+    if (!t->following)
+        return;
+    t->following = 0;
+    list_remove(&t->follow_link);
+    flight_unwatch(t->flight, &t->ctx->flight_wakeup);
+    flight_release(t->flight);
+    t->flight = NULL;
+}
+
+/* The flight cannot serve us (its response is not shared, selects another variant, or it failed
+ * before we sent anything): fetch on our own, as if no one else had asked. */
+static void follow_fallback(struct txn *t, const char *why)
+{
+    LOG_DEBUG(t->ctx->log, t->id, "%s: not following the shared fetch: %s", t->url, why);
+    METRIC_INC(&t->ctx->metrics, flight_fallbacks);
+    txn__follow_stop(t);
+    t->mode = MODE_MISS;
+    t->hit = 0;
+    t->fwd = "uri-miss";
+    txn__dial(t);
+}
+
+void txn__follow_pump(struct txn *t)
+{
+    struct flight_view v;
+    flight_view(t->flight, &v);
+    if (t->cc == NULL)
+        return;
+    switch (v.state) {
+    case FLIGHT_FETCHING:
+        return;
+    case FLIGHT_FAILED:
+        if (!t->head_sent) {
+            if (t->entry.found && (t->dec.flags & CP_F_STALE_IF_ERROR) && ctx_now_s(t->ctx) <= t->dec.stale_if_error_until) {
+                txn__follow_stop(t);
+                METRIC_INC(&t->ctx->metrics, cache_stale_served);
+                t->hit = 1;
+                t->result = "TCP_REFRESH_FAIL_OLD";
+                txn__serve_stored(t, &t->entry.resp, &t->entry.meta.rec);
+                return;
+            }
+            txn__follow_stop(t);
+            t->fwd = "uri-miss";
+            txn__reply_error(t, 502, "the shared upstream fetch for this URL failed");
+            return;
+        }
+        LOG_WARN(t->ctx->log, t->id, "%s: shared fetch failed mid-body: closing", t->url);
+        t->result = "TCP_MISS_ABORTED";
+        client_conn_close(t->cc);
+        return;
+    case FLIGHT_NOT_SHARED:
+        if (!t->head_sent) {
+            follow_fallback(t, "the response is not shareable");
+            return;
+        }
+        client_conn_close(t->cc);
+        return;
+    case FLIGHT_STREAMING:
+    case FLIGHT_DONE:
+        break;
+    }
+    if (!t->head_sent && !t->serving) {
+        if (stored_head_parse(v.head, v.head_len, v.status, &t->arena, &t->follow_resp) != 0) {
+            follow_fallback(t, "unreadable head");
+            return;
+        }
+        if (!cp_vary_matches(&t->follow_resp, v.variant, v.variant_len, &t->client_req)) {
+            follow_fallback(t, "another variant (Vary)");
+            return;
+        }
+        t->serve_limit = v.readable;
+        t->serve_request_time = v.request_time;
+        t->serve_response_time = v.response_time;
+        t->fwd_status = v.status;
+        t->result = t->mode == MODE_HIT && t->entry.found ? "TCP_REFRESH_UNMODIFIED" : "TCP_MISS";
+        serve_plan(t, &t->follow_resp, v.body_id, v.length_known, v.length, v.response_time);
+        return; /* serve_plan pumped once; further progress comes through wake-ups */
+    }
+    if (!t->serving)
+        return;
+    t->serve_limit = v.readable;
+    if (t->serve_open && v.state == FLIGHT_DONE && v.length_known) {
+        /* The object is whole: the open segment now has an end. */
+        struct serve_seg *s = &t->segs[t->n_segs - 1];
+        s->len = v.length - s->off;
+        t->serve_open = 0;
+    }
     txn__serve_pump(t);
 }

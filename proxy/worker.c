@@ -48,6 +48,7 @@ static void finish(struct worker *w)
         ctx->resolver = NULL;
     }
     cache_loop_close(&ctx->cache);
+    uv_close((uv_handle_t *)&ctx->flight_wakeup, NULL);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_close((uv_handle_t *)&w->deadline, NULL);
     uv_close((uv_handle_t *)&w->drain_poll, NULL);
@@ -88,6 +89,11 @@ static void begin_shutdown(struct worker *w)
     uv_timer_start(&w->drain_poll, on_drain_poll, 0, WORKER_DRAIN_POLL_MS);
 }
 
+static void on_flight_wakeup(uv_async_t *a)
+{
+    txn_flights_progressed(a->data);
+}
+
 static void on_wakeup(uv_async_t *a)
 {
     struct worker *w = a->data;
@@ -116,6 +122,9 @@ int worker_init(struct worker **out, struct proxy_shared *shared, unsigned id, c
     list_init(&ctx->clients);
     list_init(&ctx->origins_idle);
     list_init(&ctx->revalidating);
+    list_init(&ctx->followers);
+    uv_async_init(&w->loop, &ctx->flight_wakeup, on_flight_wakeup);
+    ctx->flight_wakeup.data = ctx;
     buf_pool_init(&ctx->bufs, WORKER_BUF_BLOCK, WORKER_BUF_FREE_MAX);
     buf_pool_init(&ctx->big_bufs, STORE_CHUNK_SIZE, WORKER_BIG_BUF_FREE_MAX);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);

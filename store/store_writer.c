@@ -80,6 +80,10 @@ struct store_fill {
     int err; /* sticky; written by either thread with __atomic */
     store_wdone_fn on_resume;
     void *data;
+    /* Optional: told on the writer thread how many leading body bytes are committed (readable). */
+    store_fill_progress_fn progress;
+    void *progress_arg;
+    uint64_t committed; /* writer thread */
     struct wop *final; /* preallocated, so commit and abort cannot fail to queue */
     /* under w->lock */
     int waiting;
@@ -240,6 +244,13 @@ static void run_batch(struct store_writer *w, size_t n, size_t bytes)
         struct wop *op = w->batch[i];
         if (!op->skip) op->ev.status = w->ops[k++].status;
         if (op->fill != NULL && op->op.kind != STORE_OP_ABORT && op->ev.status < 0) fill_set_err(op->fill, op->ev.status);
+        if (op->fill != NULL && op->ev.status == 0 && op->op.data != NULL &&
+            (op->op.kind == STORE_OP_PUT_CHUNK || op->op.kind == STORE_OP_COMMIT)) {
+            /* The transaction is committed: these bytes are readable by any new read transaction. */
+            op->fill->committed += op->op.len;
+            if (op->fill->progress != NULL)
+                op->fill->progress(op->fill->progress_arg, op->fill->committed);
+        }
         free(op->chunk);
         free(op->rec);
         op->chunk = op->rec = NULL;
@@ -472,10 +483,17 @@ void store_wclient_free(struct store_wclient *c)
     while (c->pending > 0)
         pthread_cond_wait(&c->idle, &c->lock);
     pthread_mutex_unlock(&c->lock);
+    /* Completions that arrived after the loop's last drain still run: their owners (tickets that
+     * hold references) rely on being told exactly once. Resume events are not run: their fills were
+     * committed or aborted, which withdraws them. */
     struct wevent *e = c->head;
+    c->head = NULL;
     while (e != NULL) {
         struct wevent *next = e->next;
-        if (e->kind == EV_DONE) wop_free(container_of_(e, struct wop, ev));
+        if (e->kind == EV_DONE) {
+            if (e->fn != NULL) e->fn(e->data, e->status);
+            wop_free(container_of_(e, struct wop, ev));
+        }
         e = next;
     }
     pthread_mutex_destroy(&c->lock);
@@ -484,6 +502,12 @@ void store_wclient_free(struct store_wclient *c)
 }
 
 /* ---- fills -------------------------------------------------------------------------------------- */
+
+void store_fill_set_progress(struct store_fill *f, store_fill_progress_fn fn, void *arg)
+{
+    f->progress = fn;
+    f->progress_arg = arg;
+}
 
 int store_fill_begin(struct store_wclient *c, int64_t now, store_wdone_fn on_resume, void *data, struct store_fill **out)
 {

@@ -80,6 +80,14 @@ void store_wclient_free(struct store_wclient *c);
  * waits on -EAGAIN. 0 or -ENOMEM. */
 int store_fill_begin(struct store_wclient *c, int64_t now, store_wdone_fn on_resume, void *data, struct store_fill **out);
 uint64_t store_fill_body_id(const struct store_fill *f);
+
+/* Optional, right after store_fill_begin() and before the first append: fn(arg, n) is called ON THE
+ * WRITER THREAD after each write transaction that committed chunks of this fill, with n the number of
+ * leading body bytes now readable with store_body_read() (the object itself stays invisible until its
+ * commit). Lets other clients stream an object while it is being filled. fn must be thread-safe and
+ * must not call into the store; it is not called after the fill's commit or abort has been applied. */
+typedef void (*store_fill_progress_fn)(void *arg, uint64_t readable_bytes);
+void store_fill_set_progress(struct store_fill *f, store_fill_progress_fn fn, void *arg);
 /* Bytes appended so far. */
 uint64_t store_fill_length(const struct store_fill *f);
 /* 0 (all len bytes copied), -EAGAIN (nothing consumed: wait for on_resume), STORE_ETOOBIG, or the fill's

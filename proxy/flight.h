@@ -1,0 +1,95 @@
+/* Single flight: one upstream fetch per URL at a time, shared by every client that wants it, on any
+ * event loop.
+ *
+ * The first transaction that needs to go upstream for a cacheable URL (a miss, or a stale entry to
+ * revalidate) creates a flight and becomes its leader; later ones, on any loop, join it as followers
+ * and wait. The leader publishes what happens:
+ *   - the response head, once known and storable (STREAMING): followers send it and stream the body
+ *     from the store as the writer commits its chunks (store_fill_set_progress), so a waiter gets
+ *     bytes while the download is still running, and a late joiner gets what is there, then the rest;
+ *   - a 304 that refreshed the stored response (DONE at once: the body is the stored one);
+ *   - completion (DONE), failure (FAILED), or a response that must not be shared (NOT_SHARED: not
+ *     storable, e.g. private or Set-Cookie; each follower then sends its own request: such a response
+ *     is by definition meant for one client, and handing its bytes to others is exactly what a shared
+ *     cache must not do).
+ * Followers whose request selects another variant (RFC 9111 s4.1: Vary) also fetch on their own.
+ *
+ * Threads: one mutex per table guards every flight's fields; the leader's loop, the writer thread
+ * (progress) and followers' loops take it briefly. Followers are woken through a callback per watcher
+ * (the proxy passes uv_async_send of the follower's loop); the callback runs under the lock and must
+ * only wake, never call back in.
+ *
+ * Lifetime: reference counted. The table holds one reference while the flight is registered (new
+ * joiners find it), the leader one, each follower one, the store fill's progress hook one.
+ */
+#ifndef LARDER_PROXY_FLIGHT_H
+#define LARDER_PROXY_FLIGHT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store_keys.h"
+
+#define FLIGHT_BUCKETS 1024
+
+enum flight_state {
+    FLIGHT_FETCHING = 0, /* waiting for the upstream response head */
+    FLIGHT_STREAMING,    /* head known, body being stored: readable bytes grow */
+    FLIGHT_DONE,         /* the whole body is readable from the store */
+    FLIGHT_FAILED,       /* the fetch failed: followers answer for themselves */
+    FLIGHT_NOT_SHARED,   /* the response is not for sharing: followers fetch on their own */
+};
+
+struct flight;
+
+struct flight_table {
+    pthread_mutex_t lock;
+    struct flight *buckets[FLIGHT_BUCKETS];
+    uint64_t created, joined; /* under lock: for metrics */
+};
+
+/* What a follower needs, copied under the lock. Pointers stay valid while the follower holds its
+ * reference: a head, once published, never changes. */
+struct flight_view {
+    enum flight_state state;
+    int status;
+    const char *head;      /* stored head fields (http/stored_head.h form) */
+    size_t head_len;
+    const char *variant;   /* Vary-selected request fields of the leader's request */
+    size_t variant_len;
+    int64_t request_time, response_time;
+    uint64_t body_id;
+    int length_known;
+    uint64_t length;       /* when length_known */
+    uint64_t readable;     /* leading body bytes readable from the store */
+    int complete;          /* readable is the whole body */
+};
+
+int flight_table_init(struct flight_table *t);
+void flight_table_destroy(struct flight_table *t);
+
+/* The flight in progress for pkey, or a new one. *leader is 1 when the caller created it and must
+ * fetch. Either way the caller holds a reference. NULL when memory is exhausted. */
+struct flight *flight_join(struct flight_table *t, const struct store_key *pkey, int *leader);
+void flight_ref(struct flight *f);
+void flight_release(struct flight *f);
+
+/* Followers: register/unregister a wake-up; `arg` identifies the watcher (counted, so several
+ * followers on one loop share one entry). */
+int flight_watch(struct flight *f, void (*wake)(void *arg), void *arg);
+void flight_unwatch(struct flight *f, void *arg);
+void flight_view(struct flight *f, struct flight_view *v);
+
+/* Leader: publish. Each wakes every watcher. The head strings are copied. 0 or -ENOMEM. */
+int flight_set_head(struct flight *f, int status, const char *head, size_t head_len, const char *variant, size_t variant_len,
+                    int64_t request_time, int64_t response_time, uint64_t body_id, int length_known, uint64_t length);
+/* The store writer's progress hook (any thread): arg is the flight. */
+void flight_progress(void *arg, uint64_t readable);
+void flight_done(struct flight *f);
+void flight_fail(struct flight *f);
+void flight_not_shared(struct flight *f);
+/* Stop new requests from joining (the object is now in the store, or the fetch is over). */
+void flight_unregister(struct flight *f);
+
+#endif
