@@ -37,6 +37,7 @@ struct http_parser {
      * stopped (see run_event()). */
     enum { EV_NONE, EV_HEAD, EV_LAST_CHUNK, EV_DONE } event;
     size_t ext_value_len; /* bytes of the chunk-extension value being read */
+    size_t ext_bytes;     /* bytes of chunk extensions on the current chunk line */
 
     int err_status;
     const char *err_reason;
@@ -109,6 +110,7 @@ static int on_message_begin(llhttp_t *ll)
     p->name_len = 0;
     p->head_bytes = 0;
     p->n_fields = 0;
+    p->ext_bytes = 0;
     return 0;
 }
 
@@ -341,6 +343,7 @@ static int on_body(llhttp_t *ll, const char *at, size_t len)
 static int on_chunk_header(llhttp_t *ll)
 {
     struct http_parser *p = P(ll);
+    p->ext_bytes = 0; /* the limit is per chunk line */
     if (ll->content_length != 0)
         return 0;
     /* The last chunk: a trailer section follows (RFC 9112 s7.1.2), read with the head's rules. */
@@ -348,12 +351,26 @@ static int on_chunk_header(llhttp_t *ll)
     return HPE_PAUSED;
 }
 
+/* RFC 9112 s7.1.1 lets a recipient limit chunk extensions; nobody needs kilobytes of them, and
+ * unbounded ones make a slow, memory-free way to keep a connection busy. */
+static int count_ext(struct http_parser *p, size_t len)
+{
+    p->ext_bytes += len;
+    return p->ext_bytes > HTTP_PARSE_MAX_CHUNK_EXT ? fail(p, bad_status(p), "chunk extensions too long") : 0;
+}
+
+static int on_chunk_extension_name(llhttp_t *ll, const char *at, size_t len)
+{
+    (void)at;
+    return count_ext(P(ll), len);
+}
+
 /* RFC 9112 s7.1.1: chunk-ext-val = token / quoted-string; llhttp 8 accepts "name=" with nothing. */
 static int on_chunk_extension_value(llhttp_t *ll, const char *at, size_t len)
 {
     (void)at;
     P(ll)->ext_value_len += len;
-    return 0;
+    return count_ext(P(ll), len);
 }
 
 static int on_chunk_extension_value_complete(llhttp_t *ll)
@@ -396,6 +413,7 @@ struct http_parser *http_parser_new(enum http_parse_kind kind, const struct http
     p->settings.on_headers_complete = on_headers_complete;
     p->settings.on_body = on_body;
     p->settings.on_chunk_header = on_chunk_header;
+    p->settings.on_chunk_extension_name = on_chunk_extension_name;
     p->settings.on_chunk_extension_value = on_chunk_extension_value;
     p->settings.on_chunk_extension_value_complete = on_chunk_extension_value_complete;
     p->settings.on_message_complete = on_message_complete;

@@ -37,6 +37,9 @@ enum http_parse_status {
     HTTP_PARSE_ERROR = -1,  /* malformed or refused; see http_parser_error_status() and _reason() */
 };
 
+/* Chunk extensions allowed on one chunk line, in bytes (RFC 9112 s7.1.1 lets a recipient limit them). */
+#define HTTP_PARSE_MAX_CHUNK_EXT 4096
+
 /* Returned by callbacks to stop the parser right after the current event. */
 #define HTTP_PARSE_CB_PAUSE 1
 /* Returned by on_head to say "this message has no body" (response to HEAD, as llhttp wants it told). */

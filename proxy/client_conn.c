@@ -200,6 +200,17 @@ void client_conn_start(struct client_conn *cc)
         uv_ip6_name((struct sockaddr_in6 *)&cc->peer_addr, cc->peer, sizeof(cc->peer));
     else
         uv_ip4_name((struct sockaddr_in *)&cc->peer_addr, cc->peer, sizeof(cc->peer));
+    struct proxy_shared *sh = ctx->shared;
+    if (!client_limit_acquire(&sh->per_client, (struct sockaddr *)&cc->peer_addr, ctx->cfg->max_connections_per_client)) {
+        /* One address may not hold every connection slot (slowloris from one host). */
+        METRIC_INC(&ctx->metrics, client_connections_refused);
+        LOG_WARN(ctx->log, 0, "connection from %s refused: max_connections_per_client (%llu) reached", cc->peer,
+                 (unsigned long long)ctx->cfg->max_connections_per_client);
+        client_conn_abandon(cc);
+        return;
+    }
+    __atomic_add_fetch(&sh->n_clients, 1, __ATOMIC_RELAXED);
+    cc->counted = 1;
     uv_timer_init(ctx->loop, &cc->timer);
     cc->timer.data = cc;
     cc->handles_open++;
@@ -256,6 +267,11 @@ void client_conn_close(struct client_conn *cc)
     }
     drop_held(cc);
     outq_discard(&cc->out);
+    if (cc->counted) {
+        cc->counted = 0;
+        client_limit_release(&ctx->shared->per_client, (struct sockaddr *)&cc->peer_addr);
+        __atomic_sub_fetch(&ctx->shared->n_clients, 1, __ATOMIC_RELAXED);
+    }
     list_remove(&cc->link);
     ctx->n_clients--;
     METRIC_DEC(&ctx->metrics, client_connections_active);

@@ -52,6 +52,7 @@ struct client_conn {
     int in_process;       /* process_input() is on the stack */
     int raw_paused;       /* tunnel back-pressure */
     int lingering;        /* response written, half-closed, discarding input until EOF or timeout */
+    int counted;          /* holds a slot in shared n_clients and the per-client table */
     int close_after_write;
     int shut_after_write; /* tunnels: half-close once the queue is written */
     int eof;            /* the client closed its side */

@@ -10,6 +10,7 @@
 
 #include "proxy/buf.h"
 #include "proxy/cache.h"
+#include "proxy/client_limit.h"
 #include "proxy/config.h"
 #include "proxy/flight.h"
 #include "proxy/log.h"
@@ -27,6 +28,8 @@ struct proxy_shared {
     struct log_file access_log;
     struct cache *cache;        /* NULL when the cache could not be opened (larder then only forwards) */
     struct flight_table flights; /* single flight, across every loop */
+    struct client_limit per_client; /* max_connections_per_client, across every loop */
+    uint64_t n_clients;             /* open client connections, all loops (atomic) */
     struct proxy_ctx **workers; /* for summing metrics */
     unsigned n_workers;
     /* Test-only offset added to the cache clock (test_hooks on); read with relaxed atomics. */

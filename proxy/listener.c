@@ -50,9 +50,13 @@ static void on_connection(uv_stream_t *server, int status)
         client_conn_abandon(cc);
         return;
     }
-    if (ctx->shutting_down || ctx->n_clients >= ctx->cfg->max_client_connections) {
+    if (ctx->shutting_down ||
+        __atomic_load_n(&ctx->shared->n_clients, __ATOMIC_RELAXED) >= ctx->cfg->max_client_connections) {
         /* Over the limit: close at once. The kernel's backlog is not ours to grow without bound. */
         METRIC_INC(&ctx->metrics, client_connections_refused);
+        if (!ctx->shutting_down)
+            LOG_WARN(ctx->log, 0, "connection refused: max_client_connections (%llu) reached",
+                     (unsigned long long)ctx->cfg->max_client_connections);
         client_conn_abandon(cc);
         return;
     }

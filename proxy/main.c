@@ -87,6 +87,9 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    /* A full disk or a file-size limit makes LMDB's writes fail with EFBIG/ENOSPC, which the store
+     * reports; the signal would instead kill the process. */
+    signal(SIGXFSZ, SIG_IGN);
     if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
         fprintf(stderr, "larder: cannot initialise c-ares\n");
         return 1;
@@ -95,6 +98,10 @@ int main(int argc, char **argv)
     memset(&app, 0, sizeof(app));
     app.shared.cfg = cfg;
     flight_table_init(&app.shared.flights);
+    if (cfg->max_connections_per_client > 0 && client_limit_init(&app.shared.per_client, cfg->max_client_connections) != 0) {
+        fprintf(stderr, "larder: out of memory\n");
+        return 1;
+    }
     int rc = log_file_open(&app.shared.error_log, cfg->error_log, STDERR_FILENO, (int)cfg->log_level);
     if (rc == 0)
         rc = log_file_open(&app.shared.access_log, cfg->access_log, STDOUT_FILENO, LOG_LEVEL_DEBUG);
@@ -181,6 +188,7 @@ int main(int argc, char **argv)
         worker_free(app.workers[i]);
     cache_close(app.shared.cache);
     flight_table_destroy(&app.shared.flights);
+    client_limit_destroy(&app.shared.per_client);
     LOG_INFO(&app.shared.error_log, 0, "stopped");
     if (cfg->pid_file != NULL)
         unlink(cfg->pid_file);

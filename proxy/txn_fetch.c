@@ -135,6 +135,25 @@ int txn_on_request_body(struct txn *t, struct buf_block *blk, const char *at, si
     txn__check(t);
     if (!t->req_forwarding || t->oc == NULL)
         return 0; /* answered locally or upstream failed: the body is read and dropped */
+    t->req_body_bytes += len;
+    uint64_t max = t->ctx->cfg->request_body_max_bytes;
+    if (max && t->req_body_bytes > max) {
+        /* A chunked body has no length up front: it is cut here. The origin sees an unfinished
+         * request (never a complete one) and the client a 413 if nothing was answered yet. */
+        LOG_INFO(t->ctx->log, t->id, "%s: request body over request_body_max_bytes", t->url);
+        struct origin_conn *oc = t->oc;
+        t->oc = NULL;
+        origin_close(oc);
+        t->req_forwarding = 0;
+        t->client_ka = 0;
+        if (!t->head_sent) {
+            t->req_complete = 1;
+            txn__reply_error(t, 413, "request body larger than request_body_max_bytes");
+        } else if (t->cc != NULL) {
+            client_conn_close(t->cc);
+        }
+        return HTTP_PARSE_CB_PAUSE;
+    }
     struct outq *q = &t->oc->out;
     int rc = 0;
     if (t->req.framing == HTTP_BODY_CHUNKED)

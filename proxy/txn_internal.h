@@ -123,6 +123,7 @@ struct txn {
     int in_interim;
     int logged;
     int max_forwards;   /* -1 when absent */
+    uint64_t req_body_bytes; /* request body bytes forwarded so far */
     struct list_node reval_link; /* in ctx->revalidating while a background revalidation runs */
 };
 
