@@ -276,8 +276,8 @@ void txn__fill_abort(struct txn *t)
         t->fill = NULL;
         t->stored = 0;
         METRIC_INC(&t->ctx->metrics, cache_store_aborts);
+        flight_hand_over(t); /* the abort's ticket ends the flight */
     }
-    flight_hand_over(t);
 }
 
 static void fill_commit(struct txn *t)
