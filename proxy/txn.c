@@ -199,8 +199,13 @@ void txn__maybe_finish(struct txn *t)
         txn_free(t);
         return;
     }
-    if (!t->req_complete)
+    if (!t->req_complete) {
+        /* A body-less request answered from inside its own head callback: the parser is about to
+         * reach its end, and on_done finishes it with keep-alive intact. */
+        if (t->req.framing == HTTP_BODY_NONE && t->req.method != HTTP_METHOD_CONNECT)
+            return;
         t->client_ka = 0; /* the rest of the request body is unread: the connection cannot be reused */
+    }
     if (t->oc != NULL) {
         origin_close(t->oc);
         t->oc = NULL;

@@ -283,7 +283,7 @@ void txn__fill_abort(struct txn *t)
 static void fill_commit(struct txn *t)
 {
     struct store_record rec;
-    int rc = cache_record_build(&rec, t->url, t->url_len, t->resp, t->variant, t->variant_len, t->request_time,
+    int rc = cache_record_build(&rec, t->url, t->url_len, t->store_resp, t->variant, t->variant_len, t->request_time,
                                 t->response_time, ctx_now_s(t->ctx), &t->arena);
     if (rc != 0) {
         txn__fill_abort(t);
@@ -417,7 +417,11 @@ static void maybe_begin_fill(struct txn *t, struct http_msg *resp)
         if (rc != 0)
             why = rc == CP_VARY_STAR ? "Vary: *" : "Vary cannot be keyed";
     }
-    if (why == NULL && cp_prepare_for_storage(resp, t->response_time, &t->arena) != 0)
+    /* What is stored is a copy: fields only the store drops (private="...", s3.1) still reach this
+     * client. */
+    struct http_msg *stored = why == NULL ? arena_alloc(&t->arena, sizeof(*stored)) : NULL;
+    if (why == NULL && (stored == NULL || http_msg_clone(stored, resp, &t->arena) != 0 ||
+                        cp_prepare_for_storage(stored, t->response_time, &t->arena) != 0))
         why = "response head too large";
     if (why != NULL) {
         METRIC_INC(&ctx->metrics, cache_not_storable);
@@ -426,6 +430,7 @@ static void maybe_begin_fill(struct txn *t, struct http_msg *resp)
     }
     t->variant = vk;
     t->variant_len = vk_len;
+    t->store_resp = stored;
     if (store_fill_begin(ctx->cache.wc, t->response_time, on_fill_resume, t, &t->fill) != 0) {
         t->fill = NULL;
         return;
@@ -436,10 +441,10 @@ static void maybe_begin_fill(struct txn *t, struct http_msg *resp)
         /* Publish the head to the followers and let the writer tell them, chunk by chunk, how much of
          * the body they can read from the store. The progress hook holds its own reference, dropped
          * with the fill's ticket. */
-        size_t hlen = stored_head_size(resp);
+        size_t hlen = stored_head_size(stored);
         char *head = arena_alloc(&t->arena, hlen ? hlen : 1);
         if (head != NULL) {
-            stored_head_write(resp, head);
+            stored_head_write(stored, head);
             if (flight_set_head(t->flight, resp->status, head, hlen, vk, vk_len, t->request_time, t->response_time,
                                 store_fill_body_id(t->fill), resp->framing == HTTP_BODY_LENGTH,
                                 resp->content_length) == 0)

@@ -70,6 +70,7 @@ struct txn {
     size_t n_pend, cap_pend;
     int fill_paused;           /* upstream paused until the writer resumes us */
     int commit_pending;        /* the response ended while appends were pending */
+    struct http_msg *store_resp; /* the response head as stored (a prepared copy of resp) */
     const char *variant;       /* variant key bytes of the response being stored */
     size_t variant_len;
     int background;            /* stale-while-revalidate: no client, just refresh the store */
