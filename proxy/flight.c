@@ -1,5 +1,7 @@
 #include "proxy/flight.h"
 
+#include "store/store_writer.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +206,10 @@ int flight_set_head(struct flight *f, int status, const char *head, size_t head_
 void flight_progress(void *arg, uint64_t readable)
 {
     struct flight *f = arg;
+    if (readable == STORE_FILL_PROGRESS_END) {
+        flight_release(f); /* the reference taken for the hook (flight_hook_ref) */
+        return;
+    }
     pthread_mutex_lock(&f->table->lock);
     if (readable > f->v.readable) {
         f->v.readable = readable;

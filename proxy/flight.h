@@ -84,7 +84,8 @@ void flight_view(struct flight *f, struct flight_view *v);
 /* Leader: publish. Each wakes every watcher. The head strings are copied. 0 or -ENOMEM. */
 int flight_set_head(struct flight *f, int status, const char *head, size_t head_len, const char *variant, size_t variant_len,
                     int64_t request_time, int64_t response_time, uint64_t body_id, int length_known, uint64_t length);
-/* The store writer's progress hook (any thread): arg is the flight. */
+/* The store writer's progress hook (any thread): arg is the flight, with a reference taken for the
+ * hook (flight_ref) that the final STORE_FILL_PROGRESS_END call drops. */
 void flight_progress(void *arg, uint64_t readable);
 void flight_done(struct flight *f);
 void flight_fail(struct flight *f);

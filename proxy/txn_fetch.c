@@ -194,6 +194,16 @@ static void on_store_done(void *data, int status)
     }
 }
 
+/* s4.4 invalidation done: counted when something was stored; nothing stored is not a failure. */
+static void on_invalidated(void *data, int status)
+{
+    struct proxy_ctx *ctx = data;
+    if (status == 0)
+        METRIC_INC(&ctx->metrics, cache_invalidations);
+    else if (status != STORE_ENOTFOUND)
+        on_store_done(ctx, status);
+}
+
 /* The end of a fill, reported by the writer on the leader's loop: only then is the object readable
  * by new requests (commit) or known lost (abort), so only then does the flight end. The ticket holds
  * its own flight reference: the transaction that started the fill may be long gone. */
@@ -259,11 +269,19 @@ static void flight_hand_over(struct txn *t)
 
 void txn__fill_abort(struct txn *t)
 {
+    txn__fill_abort_as(t, FLIGHT_FAILED);
+}
+
+void txn__fill_abort_as(struct txn *t, enum flight_state how)
+{
     for (size_t i = 0; i < t->n_pend; i++)
         buf_unref(t->pend[i].blk);
     t->n_pend = 0;
     t->commit_pending = 0;
     t->fill_paused = 0;
+    /* End the flight now, not when the writer has applied the abort: until then a new request could
+     * join it and start reading chunks that are about to be deleted. */
+    txn__flight_end(t, how);
     if (t->fill != NULL) {
         struct fill_ticket *tk = ticket_new(t, 0);
         if (tk == NULL || store_fill_abort(t->fill, on_fill_end, tk) != 0) {
@@ -276,7 +294,6 @@ void txn__fill_abort(struct txn *t)
         t->fill = NULL;
         t->stored = 0;
         METRIC_INC(&t->ctx->metrics, cache_store_aborts);
-        flight_hand_over(t); /* the abort's ticket ends the flight */
     }
 }
 
@@ -324,7 +341,8 @@ static void fill_append(struct txn *t, struct buf_block *blk, const char *at, si
         return;
     if (t->fill_len + len > t->ctx->shared->cache->max_object_size) {
         LOG_INFO(t->ctx->log, t->id, "%s not stored: larger than max_object_size", t->url);
-        txn__fill_abort(t);
+        /* Not a failure of the fetch: whoever waits fetches for itself (never a partial object). */
+        txn__fill_abort_as(t, FLIGHT_NOT_SHARED);
         return;
     }
     t->fill_len += len;
@@ -440,15 +458,17 @@ static void maybe_begin_fill(struct txn *t, struct http_msg *resp)
     if (t->flight != NULL && t->flight_leader) {
         /* Publish the head to the followers and let the writer tell them, chunk by chunk, how much of
          * the body they can read from the store. The progress hook holds its own reference, dropped
-         * with the fill's ticket. */
+         * by the writer's last call (STORE_FILL_PROGRESS_END). */
         size_t hlen = stored_head_size(stored);
         char *head = arena_alloc(&t->arena, hlen ? hlen : 1);
         if (head != NULL) {
             stored_head_write(stored, head);
             if (flight_set_head(t->flight, resp->status, head, hlen, vk, vk_len, t->request_time, t->response_time,
                                 store_fill_body_id(t->fill), resp->framing == HTTP_BODY_LENGTH,
-                                resp->content_length) == 0)
+                                resp->content_length) == 0) {
+                flight_ref(t->flight); /* the hook's own: dropped by its final call */
                 store_fill_set_progress(t->fill, flight_progress, t->flight);
+            }
         }
     }
 }
@@ -651,8 +671,7 @@ static void invalidate_after_unsafe(struct txn *t, const struct http_msg *resp)
     for (size_t i = 0; i < n; i++) {
         struct store_key pkey;
         cache_primary_key(out[i].uri, out[i].uri_len, &pkey);
-        if (store_writer_delete_primary(t->ctx->cache.wc, &pkey, on_store_done, t->ctx) == 0)
-            METRIC_INC(&t->ctx->metrics, cache_invalidations);
+        store_writer_delete_primary(t->ctx->cache.wc, &pkey, on_invalidated, t->ctx);
     }
 }
 
@@ -692,6 +711,8 @@ static int on_resp_head(void *data, struct http_msg *resp)
     t->in_interim = 0;
     t->response_time = ctx_now_s(t->ctx);
     t->fwd_status = resp->status;
+    if (t->cc == NULL)
+        t->status = resp->status; /* a background exchange logs what the origin said */
 
     if (t->mode == MODE_REVALIDATE) {
         if (resp->status == 304) {

@@ -140,6 +140,8 @@ const char *txn__via_name(const struct txn *t);
 /* txn_fetch.c */
 void txn__dial(struct txn *t);
 void txn__fill_abort(struct txn *t);
+/* Abort the fill and end the flight as `how` (FLIGHT_FAILED, or FLIGHT_NOT_SHARED: followers fetch themselves). */
+void txn__fill_abort_as(struct txn *t, enum flight_state how);
 
 /* txn_serve.c: answer from the stored response `resp` whose body is `rec` (body_id, body_len). */
 void txn__serve_stored(struct txn *t, struct http_msg *resp, const struct store_record *rec);

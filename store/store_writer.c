@@ -303,6 +303,8 @@ static void run_batch(struct store_writer *w, size_t n, size_t bytes)
             wop_free(op);
         }
         if (f != NULL) {
+            if (f->progress != NULL)
+                f->progress(f->progress_arg, STORE_FILL_PROGRESS_END);
             free(f->stage);
             free(f);
         }
@@ -418,6 +420,8 @@ void store_writer_free(struct store_writer *w)
         pthread_mutex_unlock(&f->c->lock);
         struct store_op op = {.kind = STORE_OP_ABORT, .body_id = f->body_id};
         (void)store_apply(w->s, &op, 1);
+        if (f->progress != NULL)
+            f->progress(f->progress_arg, STORE_FILL_PROGRESS_END);
         free(f->stage);
         free(f->final);
         free(f);

@@ -84,8 +84,11 @@ uint64_t store_fill_body_id(const struct store_fill *f);
 /* Optional, right after store_fill_begin() and before the first append: fn(arg, n) is called ON THE
  * WRITER THREAD after each write transaction that committed chunks of this fill, with n the number of
  * leading body bytes now readable with store_body_read() (the object itself stays invisible until its
- * commit). Lets other clients stream an object while it is being filled. fn must be thread-safe and
- * must not call into the store; it is not called after the fill's commit or abort has been applied. */
+ * commit). Lets other clients stream an object while it is being filled. Once the fill's commit or
+ * abort has been applied (whatever the path, including a commit refused for a sticky error, or the
+ * writer shutting down), fn is called one last time with STORE_FILL_PROGRESS_END and never again: the
+ * place to drop whatever arg holds. fn must be thread-safe and must not call into the store. */
+#define STORE_FILL_PROGRESS_END UINT64_MAX
 typedef void (*store_fill_progress_fn)(void *arg, uint64_t readable_bytes);
 void store_fill_set_progress(struct store_fill *f, store_fill_progress_fn fn, void *arg);
 /* Bytes appended so far. */

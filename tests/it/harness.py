@@ -1477,3 +1477,258 @@ class RssSampler:
     @property
     def peak(self) -> int:
         return max(self.samples) if self.samples else 0
+
+
+# ----------------------------------------------------------------------------------------------------
+# Cache helpers (RFC 9111 tests): the clock hook, Cache-Status, validators, access-log results
+
+def advance_clock(larder: Larder, seconds: int) -> int:
+    """Moves larder's cache clock forward (needs --test-hooks on): POST /larder/clock?advance=N sent
+    directly to the proxy. Returns the new total offset in seconds."""
+    with Client(larder) as c:
+        r = c.request("POST", f"/larder/clock?advance={int(seconds)}", [("Host", larder.addr), ("Connection", "close")],
+                      host=None)
+    m = re.match(r"^offset (\d+)\s*$", r.text)
+    if r.status != 200 or not m:
+        raise AssertionError(f"clock hook answered {r!r} (is larder started with --test-hooks on?)")
+    return int(m.group(1))
+
+
+def cache_status(resp) -> dict:
+    """Cache-Status (RFC 9211) of a response as a dict: {"cache": "larder", "hit": True, "ttl": 60} or
+    {"cache": "larder", "fwd": "uri-miss", "fwd-status": 200, "stored": True}. Empty if absent."""
+    v = resp.header("cache-status")
+    if v is None:
+        return {}
+    parts = [p.strip() for p in v.split(";")]
+    out: dict = {"cache": parts[0]}
+    for p in parts[1:]:
+        if "=" in p:
+            k, val = p.split("=", 1)
+            out[k.strip()] = int(val) if re.fullmatch(r"-?\d+", val.strip()) else val.strip()
+        elif p:
+            out[p] = True
+    return out
+
+
+def is_conditional(req) -> bool:
+    """Did a request the origin received carry a validator (RFC 9111 s4.3.1)?"""
+    return req.has("if-none-match") or req.has("if-modified-since")
+
+
+def access_results(larder: Larder, url: str, n: int, method: str = "GET", timeout: float = 5.0,
+                   client: Optional[str] = None) -> List[str]:
+    """Waits (bounded) for n access-log lines of `method url` (from `client` only, when given: "-" is
+    larder's own background work); returns their "RESULT/status" fields in log order, e.g.
+    ["TCP_MISS/200", "TCP_HIT/200"]."""
+    def mine(line: str) -> bool:
+        e = parse_access_line(line)
+        return bool(e) and e["url"] == url and e["method"] == method and client in (None, e["client"])
+
+    lines = larder.wait_access_log(mine, n, timeout)
+    return [f"{e['result']}/{e['status']}" for e in (parse_access_line(l) for l in lines)]
+
+
+def http_date(t: float) -> str:
+    """IMF-fixdate (RFC 9110 s5.6.7) of a Unix time."""
+    from email.utils import formatdate
+    return formatdate(t, usegmt=True)
+
+
+def fetch_stored(larder: Larder, url: str, **kw) -> HttpResponse:
+    """fetch(); when the response says it is being stored (Cache-Status "stored"), waits until the store's
+    writer has committed one more meta record, so the next request can find it. Store writes are
+    asynchronous (a writer thread): without this a quick second request may still miss."""
+    before = larder.metrics().get("store_meta_writes", 0)
+    r = fetch(larder, url, **kw)
+    if cache_status(r).get("stored"):
+        larder.expect("store_meta_writes", ">=", before + 1, timeout=5.0)
+    return r
+
+
+# ----------------------------------------------------------------------------------------------------
+# Hostile-input helpers (tests/it/test_hardening_*.py)
+
+def exchange_raw(target, data: bytes, timeout: float = DEFAULT_TIMEOUT, source: Optional[str] = None,
+                 methods: Optional[List[str]] = None) -> Tuple[List[HttpResponse], bytes]:
+    """Sends `data` verbatim on a fresh connection (a peer that closes early may cut the send short),
+    reads until the peer closes (a reset counts as closed; silence for `timeout` fails the test), and
+    parses every complete response in what arrived. Returns (responses, bytes left unparsed)."""
+    with Client(target, timeout, source=source) as c:
+        try:
+            c.send(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        closed, got = c.wait_closed(timeout)
+        if not closed:
+            raise AssertionError(f"connection still open {timeout}s after the request; received {got[:300]!r}")
+    rd = Reader(_BytesSource(got))
+    out: List[HttpResponse] = []
+    ms = list(methods or [])
+    while rd.buf or rd.sock.data:
+        before = bytes(rd.buf) + rd.sock.data
+        try:
+            out.append(read_response(rd, ms.pop(0) if ms else "GET"))
+        except (EOFError, ProtocolError):
+            return out, before
+    return out, b""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Concurrency helpers (tests/it/test_flight_*.py): an origin body that stops part-way until the test
+# lets it go on, and a download that runs on its own connection and thread while the test watches it
+
+class GatedBody:
+    """Body for Response(body=g, length=g.length): `data` in `piece`-byte pieces, stopping at each offset
+    in `stops` until the test calls release(off) (release() opens every gate). reached(off) is an Event,
+    set once the origin has handed bytes [0, off) to its socket and waits. One GatedBody per response.
+    A gate still closed at test end (or after `timeout`) makes the origin drop the connection."""
+    _kind = "client"  # stopped with the clients, so no origin thread is left waiting on a gate
+
+    def __init__(self, data: bytes, piece: int = 65536, stops: Iterable[int] = (), timeout: float = 30.0):
+        self.data = bytes(data)
+        self.length = len(self.data)
+        self.sha256 = hashlib.sha256(self.data).hexdigest()
+        self.piece = piece
+        self.timeout = timeout
+        self.stops = sorted(set(stops))
+        self._reached = {s: threading.Event() for s in self.stops}
+        self._open = {s: threading.Event() for s in self.stops}
+        self._aborted = False
+        _register(self)
+
+    def reached(self, off: int) -> threading.Event:
+        return self._reached[off]
+
+    def release(self, off: Optional[int] = None):
+        for s in ([off] if off is not None else self.stops):
+            self._open[s].set()
+
+    def _cleanup(self):
+        self._aborted = True
+        self.release()
+
+    def __iter__(self):
+        mv = memoryview(self.data)
+        off = 0
+        for bound in self.stops + [self.length]:
+            while off < bound:
+                n = min(self.piece, bound - off)
+                yield mv[off:off + n]
+                off += n
+            if bound in self._open:
+                self._reached[bound].set()
+                if not self._open[bound].wait(self.timeout) or self._aborted:
+                    raise ConnectionAbortedError(f"GatedBody: the gate at {bound} was not released")
+
+
+class Download:
+    """One GET through larder on its own connection, read on a thread. The request goes out before the
+    constructor returns (or, with `barrier`, when all the barrier's parties are ready). The body is
+    hashed as it arrives and, with `expect`, compared with those bytes on the fly (first_mismatch).
+    close_after=N: the client resets its connection once N body bytes have arrived. stop_after=N: it
+    stops reading after N body bytes (a stalled client) until resume().
+    wait_head()/wait_bytes() block (bounded) on progress; join() waits for the end."""
+    _kind = "client"
+
+    def __init__(self, target, url: str, headers=None, timeout: float = DEFAULT_TIMEOUT,
+                 barrier: Optional[threading.Barrier] = None, expect: Optional[bytes] = None,
+                 close_after: Optional[int] = None, stop_after: Optional[int] = None, keep: bool = False):
+        self.url = url
+        self.head: Optional[HttpResponse] = None
+        self.nbytes = 0
+        self.body = bytearray() if keep else None
+        self.sha256: Optional[str] = None
+        self.complete = False  # the body ended as its framing says it should
+        self.aborted = False  # closed by us (close_after)
+        self.error: Optional[BaseException] = None
+        self.first_mismatch: Optional[int] = None
+        self._expect = expect
+        self._close_after = close_after
+        self._stop_after = stop_after
+        self._resume = threading.Event()
+        self._hash = hashlib.sha256()
+        self._cond = threading.Condition()
+        self._finished = False
+        self.client = Client(target, timeout)
+        _registry.remove(self.client)  # this object stops it, after shutting it down under the reader
+        _register(self)
+        self._request = build_request("GET", url, headers)
+        self._barrier = barrier
+        if barrier is None:
+            self.client.send(self._request)
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        try:
+            if self._barrier is not None:
+                self._barrier.wait(DEFAULT_TIMEOUT)
+                self.client.send(self._request)
+            head = self.client.read_head()
+            with self._cond:
+                self.head = head
+                self._cond.notify_all()
+            for d in self.client.iter_body(head):
+                if self._expect is not None and self.first_mismatch is None and \
+                        bytes(d) != self._expect[self.nbytes:self.nbytes + len(d)]:
+                    self.first_mismatch = self.nbytes
+                self._hash.update(d)
+                if self.body is not None:
+                    self.body += d
+                with self._cond:
+                    self.nbytes += len(d)
+                    self._cond.notify_all()
+                if self._close_after is not None and self.nbytes >= self._close_after:
+                    self.aborted = True
+                    _reset_close(self.client.sock)
+                    return
+                if self._stop_after is not None and self.nbytes >= self._stop_after:
+                    self._resume.wait(self.client.sock.gettimeout() or DEFAULT_TIMEOUT)
+                    self._stop_after = None
+            self.complete = True
+        except BaseException as e:
+            self.error = e
+        finally:
+            with self._cond:
+                self.sha256 = self._hash.hexdigest()
+                self._finished = True
+                self._cond.notify_all()
+
+    def _wait(self, pred, timeout: float, what: str):
+        if not _wait_cond(self._cond, lambda: pred() or self._finished, timeout) or not pred():
+            raise AssertionError(f"{self.url}: waited {timeout}s for {what}; head={self.head!r} "
+                                 f"bytes={self.nbytes} error={self.error!r}")
+
+    def wait_head(self, timeout: float = DEFAULT_TIMEOUT) -> HttpResponse:
+        self._wait(lambda: self.head is not None, timeout, "the response head")
+        return self.head
+
+    def wait_bytes(self, n: int, timeout: float = DEFAULT_TIMEOUT) -> int:
+        self._wait(lambda: self.nbytes >= n, timeout, f"{n} body bytes")
+        return self.nbytes
+
+    def join(self, timeout: float = DEFAULT_TIMEOUT) -> "Download":
+        self._wait(lambda: self._finished, timeout, "the end of the response")
+        self._t.join(1)
+        return self
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def resume(self):
+        self._resume.set()
+
+    def _cleanup(self):
+        self._resume.set()
+        try:
+            self.client.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._t.join(5)
+        self.client.close()
+
+    def __repr__(self):
+        return (f"<Download {self.url} status={self.head.status if self.head else None} bytes={self.nbytes} "
+                f"complete={self.complete} error={self.error!r}>")
