@@ -9,6 +9,8 @@ void buf_pool_init(struct buf_pool *p, size_t block_size, size_t max_free)
     p->max_free = max_free;
     p->block_size = block_size;
     p->outstanding = 0;
+    p->spare_writes = NULL;
+    p->n_spare_writes = 0;
 }
 
 void buf_pool_destroy(struct buf_pool *p)
@@ -19,6 +21,12 @@ void buf_pool_destroy(struct buf_pool *p)
         free(b);
     }
     p->n_free = 0;
+    while (p->spare_writes != NULL) {
+        void *next = *(void **)p->spare_writes;
+        free(p->spare_writes);
+        p->spare_writes = next;
+    }
+    p->n_spare_writes = 0;
 }
 
 struct buf_block *buf_pool_get(struct buf_pool *p)

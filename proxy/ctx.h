@@ -78,6 +78,8 @@ struct proxy_ctx {
     struct cache_loop cache;
     struct list_node revalidating; /* background revalidations in flight (txn.reval_link) */
     struct list_node followers;    /* transactions following a flight (txn.follow_link) */
+    void *spare_txns;              /* recycled transaction structs (txn.c) */
+    size_t n_spare_txns;
     uv_async_t flight_wakeup;      /* flights this loop follows progressed */
 
     struct list_node clients;      /* every open client_conn */

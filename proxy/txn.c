@@ -36,16 +36,34 @@ const char *txn__via_name(const struct txn *t)
     return t->ctx->cfg->visible_hostname;
 }
 
+/* A function, not a constant: in sanitizer builds the cap is 0 and the comparison must stay quiet. */
+static size_t txn_spare_max(void)
+{
+    return LARDER_POOL(64);
+}
+
+/* Transactions are recycled per loop with their arena's first block, so a steady stream of requests
+ * does not malloc a transaction and an arena each (DESIGN.md (d): pool conn and txn structs). */
 static struct txn *txn_alloc(struct proxy_ctx *ctx)
 {
-    struct txn *t = calloc(1, sizeof(*t));
-    if (t == NULL)
-        return NULL;
-    /* Room for a maximal request head and a large response head, both copied into the arena. */
-    size_t limit = ctx->cfg->request_header_max_bytes * 4 + 1024 * 1024;
-    if (arena_init(&t->arena, TXN_ARENA_BLOCK, limit) != 0) {
-        free(t);
-        return NULL;
+    struct txn *t;
+    if (ctx->spare_txns != NULL) {
+        t = ctx->spare_txns;
+        ctx->spare_txns = *(void **)t;
+        ctx->n_spare_txns--;
+        struct arena keep = t->arena; /* already reset when it was put back */
+        memset(t, 0, sizeof(*t));
+        t->arena = keep;
+    } else {
+        t = calloc(1, sizeof(*t));
+        if (t == NULL)
+            return NULL;
+        /* Room for a maximal request head and a large response head, both copied into the arena. */
+        size_t limit = ctx->cfg->request_header_max_bytes * 4 + 1024 * 1024;
+        if (arena_init(&t->arena, TXN_ARENA_BLOCK, limit) != 0) {
+            free(t);
+            return NULL;
+        }
     }
     t->magic = TXN_MAGIC;
     t->ctx = ctx;
@@ -86,9 +104,28 @@ void txn_free(struct txn *t)
     list_remove(&t->reval_link);
     cache_entry_release(&t->entry);
     free(t->pend);
-    arena_free(&t->arena);
     t->magic = 0;
+    struct proxy_ctx *ctx = t->ctx;
+    if (ctx->n_spare_txns < txn_spare_max()) {
+        arena_reset(&t->arena);
+        *(void **)t = ctx->spare_txns;
+        ctx->spare_txns = t;
+        ctx->n_spare_txns++;
+        return;
+    }
+    arena_free(&t->arena);
     free(t);
+}
+
+void txn_pool_drain(struct proxy_ctx *ctx)
+{
+    while (ctx->spare_txns != NULL) {
+        struct txn *t = ctx->spare_txns;
+        ctx->spare_txns = *(void **)t;
+        arena_free(&t->arena);
+        free(t);
+    }
+    ctx->n_spare_txns = 0;
 }
 
 void txn_abort_background(struct proxy_ctx *ctx)

@@ -41,6 +41,8 @@ uint64_t txn_id(const struct txn *t);
 /* Shutdown: drop every background revalidation of this loop. */
 struct proxy_ctx;
 void txn_abort_background(struct proxy_ctx *ctx);
+/* Loop shutdown: free the recycled transaction structs. */
+void txn_pool_drain(struct proxy_ctx *ctx);
 /* A flight this loop follows may have progressed: pump every follower of the loop. */
 void txn_flights_progressed(struct proxy_ctx *ctx);
 /* Does the transaction take request body bytes now? */

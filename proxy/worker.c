@@ -11,9 +11,9 @@
 #include "proxy/txn.h"
 
 #define WORKER_BUF_BLOCK (64 * 1024)
-#define WORKER_BUF_FREE_MAX 256
+#define WORKER_BUF_FREE_MAX LARDER_POOL(256)
 #define WORKER_DRAIN_POLL_MS 20
-#define WORKER_BIG_BUF_FREE_MAX 16
+#define WORKER_BIG_BUF_FREE_MAX LARDER_POOL(16)
 
 struct worker {
     struct proxy_ctx ctx;
@@ -198,6 +198,7 @@ void worker_free(struct worker *w)
     int rc = uv_loop_close(&w->loop);
     if (rc != 0)
         LOG_WARN(w->ctx.log, 0, "event loop closed with handles still open");
+    txn_pool_drain(&w->ctx);
     buf_pool_destroy(&w->ctx.bufs);
     buf_pool_destroy(&w->ctx.big_bufs);
     free(w);
