@@ -1,4 +1,5 @@
 #include "http/http_parse.h"
+#include "http/http_uri.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -73,7 +74,10 @@ static int acc_append(struct http_parser *p, const char *at, size_t len, int too
         p->acc = n;
         p->acc_cap = cap;
     }
-    memcpy(p->acc + p->acc_len, at, len);
+    /* llhttp also reports empty spans (the target of "CONNECT \n"), possibly before acc exists:
+     * NULL + 0 and memcpy(NULL, ..., 0) are undefined behaviour. */
+    if (len > 0)
+        memcpy(p->acc + p->acc_len, at, len);
     p->acc_len += len;
     return 0;
 }
@@ -139,6 +143,13 @@ static int on_status(llhttp_t *ll, const char *at, size_t len)
 static int on_status_complete(llhttp_t *ll)
 {
     struct http_parser *p = P(ll);
+    /* RFC 9112 s4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ); control bytes are relayed to
+     * nobody and stored nowhere. */
+    for (size_t i = 0; i < p->acc_len; i++) {
+        unsigned char c = (unsigned char)p->acc[i];
+        if ((c < 0x20 && c != '	') || c == 0x7f)
+            return fail(p, 502, "control character in the reason phrase");
+    }
     p->msg->reason = arena_strndup(p->arena, p->acc, p->acc_len);
     p->msg->reason_len = p->acc_len;
     p->acc_len = 0;
@@ -265,9 +276,18 @@ static int check_head(struct http_parser *p)
             return fail(p, 400, "more than one Host header field");
         if (hosts == 0 && m->version_minor == 1)
             return fail(p, 400, "HTTP/1.1 request without Host");
+        /* RFC 9112 s3.2: "a Host header field with an invalid field value" gets a 400. */
+        const struct http_field *host = http_msg_find(m, "host");
+        if (host != NULL && !http_uri_host_field_valid(host->value, host->value_len))
+            return fail(p, 400, "invalid Host header field");
         int rc = check_request_transfer_encoding(p, m);
         if (rc != 0)
             return rc;
+        /* The adapter and llhttp must agree on the framing: a Transfer-Encoding we accept as "chunked"
+         * (after trimming, say) that llhttp did not take as chunked would leave the body unparsed and
+         * its bytes read as the next request (RFC 9112 s11.2). */
+        if (http_msg_count(m, "transfer-encoding") > 0 && !(ll->flags & F_CHUNKED))
+            return fail(p, 400, "Transfer-Encoding not understood as chunked");
         if (m->method == HTTP_METHOD_CONNECT) {
             /* RFC 9110 s9.3.6: a CONNECT request has no content; what follows the head is the tunnel's,
              * whatever Content-Length says (llhttp stops there too). */

@@ -476,3 +476,43 @@ int http_uri_origin_form(const struct http_uri *u, char *buf, size_t buf_len)
     put(&o, u->path_and_query, u->path_and_query_len);
     return finish(&o);
 }
+
+/* RFC 9112 s3.2 / RFC 9110 s7.2: Host = uri-host [ ":" port ], uri-host per RFC 3986 s3.2.2 (IP-literal,
+ * IPv4address or reg-name, which may be empty). Only the syntax is checked here: a proxy routes by the
+ * URI's authority and rewrites Host to match it, but a malformed Host still gets a 400. */
+int http_uri_host_field_valid(const char *v, size_t n)
+{
+    size_t i = 0;
+    if (n > 0 && v[0] == '[') {
+        const char *close = memchr(v, ']', n);
+        if (close == NULL)
+            return 0;
+        size_t len = (size_t)(close - v) - 1;
+        char buf[INET6_ADDRSTRLEN + 1];
+        struct in6_addr a6;
+        if (len == 0 || len >= sizeof(buf))
+            return 0;
+        memcpy(buf, v + 1, len);
+        buf[len] = '\0';
+        if (inet_pton(AF_INET6, buf, &a6) != 1)
+            return 0;
+        i = (size_t)(close - v) + 1;
+    } else {
+        for (; i < n && v[i] != ':'; i++) {
+            unsigned char c = (unsigned char)v[i];
+            int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     strchr("-._~!$&'()*+,;=%", c) != NULL;
+            if (!ok || c == '\0')
+                return 0;
+        }
+    }
+    if (i == n)
+        return 1;
+    if (v[i] != ':')
+        return 0;
+    size_t digits = 0;
+    for (i++; i < n; i++, digits++)
+        if (v[i] < '0' || v[i] > '9' || digits >= 5)
+            return 0;
+    return 1;
+}

@@ -90,4 +90,7 @@ int http_uri_authority(const struct http_uri *u, char *buf, size_t buf_len);
  * path_and_query_len + 2 bytes always suffices. -EINVAL for authority and asterisk forms. */
 int http_uri_origin_form(const struct http_uri *u, char *buf, size_t buf_len);
 
+/* 1 if a Host field value is syntactically valid (RFC 9112 s3.2: uri-host [":" port]), else 0. */
+int http_uri_host_field_valid(const char *v, size_t n);
+
 #endif

@@ -325,7 +325,9 @@ static int can_parse(const struct client_conn *cc)
 {
     if (cc->state == CLIENT_CLOSING || cc->state == CLIENT_TUNNEL || cc->close_after_write)
         return 0;
-    if (cc->txn == NULL)
+    /* Between transactions, and while a head is still arriving (the transaction exists from its
+     * first byte), the parser always goes on. */
+    if (cc->txn == NULL || cc->state == CLIENT_HEAD)
         return 1;
     return txn_accepts_body(cc->txn);
 }

@@ -76,7 +76,7 @@ struct proxy_ctx {
     struct buf_pool bufs;     /* 64 KiB blocks for socket reads */
     struct buf_pool big_bufs; /* STORE_CHUNK_SIZE blocks for reads from the store */
     struct cache_loop cache;
-    struct list_node revalidating; /* background revalidations in flight (txn.reval_link) */
+    struct list_node detached;     /* transactions running without a client (txn.reval_link) */
     struct list_node followers;    /* transactions following a flight (txn.follow_link) */
     void *spare_txns;              /* recycled transaction structs (txn.c) */
     size_t n_spare_txns;

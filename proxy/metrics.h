@@ -61,7 +61,8 @@
     X(flight_leaders)                                                                                                    \
     X(flight_followers)                                                                                                  \
     X(flight_fallbacks)                                                                                                  \
-    X(flight_orphaned)
+    X(flight_orphaned)                                                                                                   \
+    X(flight_self_follow)
 
 struct metrics {
 #define METRICS_FIELD(name) uint64_t name;

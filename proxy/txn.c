@@ -130,8 +130,14 @@ void txn_pool_drain(struct proxy_ctx *ctx)
 
 void txn_abort_background(struct proxy_ctx *ctx)
 {
-    while (!list_empty(&ctx->revalidating))
-        txn_free(container_of(ctx->revalidating.next, struct txn, reval_link));
+    while (!list_empty(&ctx->detached))
+        txn_free(container_of(ctx->detached.next, struct txn, reval_link));
+}
+
+void txn__detach(struct txn *t)
+{
+    if (list_empty(&t->reval_link))
+        list_insert_tail(&t->ctx->detached, &t->reval_link);
 }
 
 void txn_flights_progressed(struct proxy_ctx *ctx)
@@ -476,9 +482,9 @@ void txn_tunnel_closed(struct txn *t, const char *client, int status, uint64_t b
 static void spawn_background_revalidation(struct txn *fg)
 {
     struct proxy_ctx *ctx = fg->ctx;
-    for (struct list_node *n = ctx->revalidating.next; n != &ctx->revalidating; n = n->next) {
+    for (struct list_node *n = ctx->detached.next; n != &ctx->detached; n = n->next) {
         struct txn *b = container_of(n, struct txn, reval_link);
-        if (memcmp(&b->entry.vkey, &fg->entry.vkey, sizeof(b->entry.vkey)) == 0)
+        if (b->background && b->mode == MODE_REVALIDATE && memcmp(&b->entry.vkey, &fg->entry.vkey, sizeof(b->entry.vkey)) == 0)
             return;
     }
     struct txn *t = txn_alloc(ctx);
@@ -486,7 +492,7 @@ static void spawn_background_revalidation(struct txn *fg)
         return;
     t->background = 1;
     t->entry.vkey = fg->entry.vkey;
-    list_insert_tail(&ctx->revalidating, &t->reval_link);
+    txn__detach(t);
     METRIC_INC(&ctx->metrics, cache_background_active);
     if (http_msg_clone_deep(&t->req, &fg->client_req, &t->arena) != 0 ||
         http_msg_clone(&t->client_req, &t->req, &t->arena) != 0) {
@@ -539,6 +545,7 @@ static int fetch_whole_for_range(struct txn *fg)
         return -1;
     t->background = 1;
     METRIC_INC(&ctx->metrics, cache_background_active);
+    txn__detach(t);
     const char *why;
     if (http_msg_clone_deep(&t->req, &fg->client_req, &t->arena) != 0 ||
         http_uri_parse(t->req.target, t->req.target_len, 0, &t->uri, &why) != 0) {
@@ -562,10 +569,10 @@ static int fetch_whole_for_range(struct txn *fg)
     t->mode = MODE_MISS;
     t->fwd = "uri-miss";
     t->result = "TCP_MISS";
-    /* The flight passes to the background fetch; the client's transaction follows it. */
+    /* The leader's reference passes to the background fetch; the client's transaction follows. */
     t->flight = fg->flight;
     t->flight_leader = 1;
-    flight_ref(fg->flight);
+    fg->flight = NULL;
     txn__dial(t);
     return 0;
 }
@@ -581,27 +588,30 @@ static int join_flight(struct txn *t)
     struct flight *f = flight_join(&sh->flights, &t->entry.pkey, &leader);
     if (f == NULL)
         return 0;
-    t->flight = f;
     if (leader && http_msg_find(&t->client_req, "range") != NULL && t->mode == MODE_MISS) {
         METRIC_INC(&t->ctx->metrics, flight_leaders);
+        flight_ref(f); /* ours, as a follower */
+        t->flight = f;
         if (fetch_whole_for_range(t) == 0) {
             t->collapsed = 1;
-            txn__follow_start(t);
+            txn__follow_start(t, f);
             return 1;
         }
         /* Could not detach: fetch the range ourselves, unshared. */
+        t->flight = NULL;
         flight_not_shared(f);
         flight_release(f);
-        t->flight = NULL;
+        flight_release(f);
         return 0;
     }
     if (leader) {
         METRIC_INC(&t->ctx->metrics, flight_leaders);
+        t->flight = f;
         t->flight_leader = 1;
         return 0;
     }
     t->collapsed = 1;
-    txn__follow_start(t);
+    txn__follow_start(t, f);
     return 1;
 }
 
@@ -786,8 +796,14 @@ void txn_client_gone(struct txn *t)
     t->cc = NULL;
     /* A fetch that others wait for, or that is filling the store, goes on without its client: the
      * next clients get the object (issue: the fill continues when the client that started it leaves). */
+    txn__follow_stop(t); /* a leader that was reading its own fill from the store */
     if (t->oc != NULL && t->req_complete && (t->fill != NULL || (t->flight != NULL && t->flight_leader))) {
         METRIC_INC(&t->ctx->metrics, flight_orphaned);
+        t->client_discard = 1;
+        txn__detach(t);
+        /* Its reads may have been paused for the client that left: only the store paces it now. */
+        if (t->oc->read_paused && !t->fill_paused)
+            origin_resume_read(t->oc);
         return;
     }
     txn_free(t);

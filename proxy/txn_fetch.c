@@ -780,9 +780,12 @@ static int on_resp_body(void *data, const char *at, size_t len)
     if (rc != 0)
         return -1;
     t->bytes_out += len;
+    t->client_body_sent += len;
     outq_flush(q);
-    /* Back-pressure (DESIGN.md habit 8): never read the origin faster than this client drains. */
-    if (outq_over_high(q))
+    /* Back-pressure (DESIGN.md habit 8): never read the origin faster than this client drains. When
+     * the response is being stored for others too, a slow client must not hold them back: it goes
+     * on from the store at its own pace instead, and only the writer paces the origin. */
+    if (outq_over_high(q) && txn__follow_own_fill(t) != 0)
         origin_pause_read(t->oc);
     return 0;
 }
@@ -837,9 +840,14 @@ static int on_resp_done(void *data, struct http_msg *trailers)
         t->bytes_out += 5;
         outq_flush(&t->cc->out);
     }
-    t->resp_complete = 1;
     if (t->out == OUT_CLOSE)
         t->client_ka = 0;
+    if (t->following) {
+        /* The client reads the rest from the store; serving it ends the transaction. */
+        txn__follow_pump(t);
+        return 0;
+    }
+    t->resp_complete = 1;
     txn__maybe_finish(t);
     return 0;
 }

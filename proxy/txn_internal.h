@@ -88,9 +88,11 @@ struct txn {
     int serve_open;        /* the last body segment ends where the object ends, not known yet */
 
     /* Single flight (flight.h). */
-    struct flight *flight;
+    struct flight *flight;  /* the flight this transaction publishes to, as its leader */
     int flight_leader;
-    int following;          /* waiting for / streaming from another transaction's fetch */
+    struct flight *follow_flight; /* the flight whose object this transaction's client reads */
+    int following;          /* streaming to the client from the store as a flight progresses */
+    uint64_t client_body_sent; /* body bytes of the upstream response already queued to the client */
     struct list_node follow_link; /* in ctx->followers while following */
     struct http_msg follow_resp;
 
@@ -125,7 +127,7 @@ struct txn {
     int logged;
     int max_forwards;   /* -1 when absent */
     uint64_t req_body_bytes; /* request body bytes forwarded so far */
-    struct list_node reval_link; /* in ctx->revalidating while a background revalidation runs */
+    struct list_node reval_link; /* in ctx->detached while running without a client */
 };
 
 void txn__check(const struct txn *t);
@@ -147,13 +149,19 @@ void txn__fill_abort_as(struct txn *t, enum flight_state how);
 void txn__serve_stored(struct txn *t, struct http_msg *resp, const struct store_record *rec);
 /* Follow a flight: called when it may have progressed (loop wake-up, client drained). */
 void txn__follow_pump(struct txn *t);
-/* Start following t->flight (joined as a follower). */
-void txn__follow_start(struct txn *t);
+/* Start following `f` (a reference the transaction now owns). */
+void txn__follow_start(struct txn *t, struct flight *f);
+/* A leader whose client cannot keep up: its client reads the rest from the store, so the fetch (and
+ * everyone following it) never waits for one slow reader. Returns 0, or -1 when it cannot switch. */
+int txn__follow_own_fill(struct txn *t);
 /* Leave the flight as a follower (done, or falling back to a fetch of our own). */
 void txn__follow_stop(struct txn *t);
 /* Leader: the fetch will not publish anything more; tell followers. */
 void txn__flight_end(struct txn *t, enum flight_state how);
 void txn__serve_pump(struct txn *t);
+/* A transaction that runs without a client (background fetch, or one whose client left) is listed in
+ * ctx->detached so that shutdown can end it. */
+void txn__detach(struct txn *t);
 /* A 304 made by us from `resp` (the client's own precondition matched). */
 void txn__serve_not_modified(struct txn *t, const struct http_msg *resp);
 

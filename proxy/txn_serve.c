@@ -317,14 +317,15 @@ static void on_flight_wake(void *arg)
     uv_async_send(arg); /* any thread: only wake the follower's loop */
 }
 
-void txn__follow_start(struct txn *t)
+void txn__follow_start(struct txn *t, struct flight *f)
 {
     struct proxy_ctx *ctx = t->ctx;
+    t->follow_flight = f;
     t->following = 1;
     t->mode = MODE_HIT;
     list_insert_tail(&ctx->followers, &t->follow_link);
     METRIC_INC(&ctx->metrics, flight_followers);
-    if (flight_watch(t->flight, on_flight_wake, &ctx->flight_wakeup) != 0) {
+    if (flight_watch(f, on_flight_wake, &ctx->flight_wakeup) != 0) {
         txn__follow_stop(t);
         txn__reply_error(t, 500, "out of memory");
         return;
@@ -338,9 +339,40 @@ void txn__follow_stop(struct txn *t)
         return;
     t->following = 0;
     list_remove(&t->follow_link);
-    flight_unwatch(t->flight, &t->ctx->flight_wakeup);
-    flight_release(t->flight);
-    t->flight = NULL;
+    flight_unwatch(t->follow_flight, &t->ctx->flight_wakeup);
+    flight_release(t->follow_flight);
+    t->follow_flight = NULL;
+}
+
+int txn__follow_own_fill(struct txn *t)
+{
+    /* Only for an object of known length, which fits the store (the fill began): one whose size
+     * turns out too large mid-way would be aborted with this client's next bytes only in the store. */
+    if (t->cc == NULL || t->fill == NULL || t->flight == NULL || !t->flight_leader || t->following || t->is_head ||
+        t->resp->framing != HTTP_BODY_LENGTH)
+        return -1;
+    struct proxy_ctx *ctx = t->ctx;
+    /* From now on the upstream body goes only to the store; the client continues from where it is,
+     * reading what the writer has committed, as any follower does. */
+    t->client_discard = 1;
+    t->serve_body_id = store_fill_body_id(t->fill);
+    t->serve_limit = 0;
+    t->n_segs = t->seg_i = 0;
+    t->seg_done = 0;
+    uint64_t off = t->client_body_sent;
+    add_seg(t, NULL, off, t->resp->content_length - off);
+    t->serve_chunked = 0;
+    t->serving = 1;
+    flight_ref(t->flight);
+    t->follow_flight = t->flight;
+    t->following = 1;
+    list_insert_tail(&ctx->followers, &t->follow_link);
+    METRIC_INC(&ctx->metrics, flight_self_follow);
+    if (flight_watch(t->follow_flight, on_flight_wake, &ctx->flight_wakeup) != 0) {
+        txn__follow_stop(t);
+        return -1;
+    }
+    return 0;
 }
 
 /* The flight cannot serve us (its response is not shared, selects another variant, or it failed
@@ -352,6 +384,7 @@ static void follow_fallback(struct txn *t, const char *why)
     txn__follow_stop(t);
     t->mode = MODE_MISS;
     t->hit = 0;
+    t->collapsed = 0;
     t->fwd = "uri-miss";
     txn__dial(t);
 }
@@ -359,7 +392,7 @@ static void follow_fallback(struct txn *t, const char *why)
 void txn__follow_pump(struct txn *t)
 {
     struct flight_view v;
-    flight_view(t->flight, &v);
+    flight_view(t->follow_flight, &v);
     if (t->cc == NULL)
         return;
     switch (v.state) {
@@ -408,7 +441,11 @@ void txn__follow_pump(struct txn *t)
         t->serve_request_time = v.request_time;
         t->serve_response_time = v.response_time;
         t->fwd_status = v.status;
-        t->result = t->mode == MODE_HIT && t->entry.found ? "TCP_REFRESH_UNMODIFIED" : "TCP_MISS";
+        /* A refresh that kept the stored body was a 304; a new body means the entry was modified. */
+        if (t->entry.found)
+            t->result = v.body_id == t->entry.meta.rec.body_id ? "TCP_REFRESH_UNMODIFIED" : "TCP_REFRESH_MODIFIED";
+        else
+            t->result = "TCP_MISS";
         serve_plan(t, &t->follow_resp, v.body_id, v.length_known, v.length, v.response_time);
         return; /* serve_plan pumped once; further progress comes through wake-ups */
     }

@@ -121,7 +121,7 @@ int worker_init(struct worker **out, struct proxy_shared *shared, unsigned id, c
     ctx->next_txn_id = (uint64_t)id << 48; /* ids stay unique across workers */
     list_init(&ctx->clients);
     list_init(&ctx->origins_idle);
-    list_init(&ctx->revalidating);
+    list_init(&ctx->detached);
     list_init(&ctx->followers);
     uv_async_init(&w->loop, &ctx->flight_wakeup, on_flight_wakeup);
     ctx->flight_wakeup.data = ctx;

@@ -1720,6 +1720,17 @@ class Download:
     def resume(self):
         self._resume.set()
 
+    def close(self):
+        """The client leaves now, whatever its reader thread is doing (shutdown wakes a blocked recv;
+        a plain close() from another thread would not send the FIN until that recv returns)."""
+        self._resume.set()
+        try:
+            self.client.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._t.join(5)
+        self.client.close()
+
     def _cleanup(self):
         self._resume.set()
         try:
