@@ -195,6 +195,9 @@ static void put2(char *p, unsigned v)
 
 int http_date_format(int64_t t, char buf[HTTP_DATE_BUFSZ])
 {
+    /* 0000-01-01T00:00:00Z .. 9999-12-31T23:59:59Z. Checked before any arithmetic: days * 86400 below
+     * overflows int64_t for times near INT64_MIN. */
+    if (t < INT64_C(-62167219200) || t > INT64_C(253402300799)) return -ERANGE;
     /* Floor division, so times before 1970 land on the right day. */
     int64_t days = t >= 0 ? t / 86400 : -((-(t + 1)) / 86400) - 1;
     int64_t secs = t - days * 86400;

@@ -45,6 +45,9 @@ int stored_head_parse(const char *blob, size_t len, int status, struct arena *a,
     out->status = status;
     out->framing = HTTP_BODY_LENGTH;
     out->keep_alive = 1;
+    /* No fields. blob may then be NULL (store_record_decode() gives NULL for an empty field), and
+     * NULL + 0 is undefined behaviour. */
+    if (len == 0) return 0;
     const char *p = blob, *end = blob + len;
     while (p < end) {
         const char *eol = memchr(p, '\r', (size_t)(end - p));

@@ -145,6 +145,12 @@ static void start_linger(struct client_conn *cc)
 {
     if (cc->lingering)
         return;
+    if (cc->eof) {
+        /* The client has closed its side already: nothing unread can turn our close into a reset,
+         * and no EOF is left to wait for. */
+        client_conn_close(cc);
+        return;
+    }
     cc->lingering = 1;
     arm(cc, CT_LINGER, CLIENT_LINGER_MS);
     cc->sreq.data = cc;
@@ -250,12 +256,8 @@ static void drop_held(struct client_conn *cc)
 void client_conn_close(struct client_conn *cc)
 {
     check(cc);
-    if (cc->state == CLIENT_CLOSING && cc->handles_open == 0)
-        return;
-    if (cc->state == CLIENT_CLOSING && !list_empty(&cc->link) == 0 && cc->lingering == 0)
-        return;
     if (uv_is_closing((uv_handle_t *)&cc->tcp))
-        return;
+        return; /* closed once already: the handles' callbacks will free it */
     struct proxy_ctx *ctx = cc->ctx;
     cc->state = CLIENT_CLOSING;
     if (cc->tunnel != NULL)

@@ -37,8 +37,10 @@ static int send_request_head(struct txn *t)
 {
     struct http_msg *r = &t->req;
     char target[8192 + 16];
-    if (r->method == HTTP_METHOD_OPTIONS && t->uri.path_empty) {
-        snprintf(target, sizeof(target), "*"); /* RFC 9112 s3.2.4 */
+    /* RFC 9112 s3.2.4: OPTIONS for an absolute URI with neither path nor query goes out as "*". */
+    int has_query = t->uri.path_and_query_len > 0 && t->uri.path_and_query[0] == '?';
+    if (r->method == HTTP_METHOD_OPTIONS && t->uri.path_empty && !has_query) {
+        snprintf(target, sizeof(target), "*");
     } else if (http_uri_origin_form(&t->uri, target, sizeof(target)) < 0) {
         return -ENOSPC;
     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as a newcomer and CI run it: installs what is missing, builds larder twice
 # (a normal build and an AddressSanitizer + UndefinedBehaviorSanitizer build) and runs every unit and
-# integration test through ctest in both. Ends with one line: "total: N passed, N failed".
+# integration test through ctest in both, then runs each libFuzzer target for LARDER_FUZZ_SECONDS
+# (default 60) in a clang build. Ends with one line: "total: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,7 @@ run_suite() {
     cmake -B "$dir" "$@" >/dev/null || return 1
     cmake --build "$dir" -j"$jobs" || return 1
     local log="$dir/ctest.log"
-    (cd "$dir" && ctest -j"$jobs" --output-on-failure --timeout 600) 2>&1 | tee "$log"
+    (cd "$dir" && ctest -j"$jobs" --output-on-failure --timeout 600 ${CTEST_ARGS:-}) 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
     # ctest's summary: "100% tests passed, 0 tests failed out of 42"
     local line total nfail
@@ -39,6 +40,10 @@ run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo || status=1
 echo "=== AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/) ==="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DLARDER_SANITIZE=ON || status=1
+
+echo "=== libFuzzer targets, ${LARDER_FUZZ_SECONDS:-60} s each (build-fuzz/) ==="
+CC=clang CTEST_ARGS="-L fuzz" run_suite build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLARDER_FUZZ=ON \
+    -DLARDER_FUZZ_SECONDS="${LARDER_FUZZ_SECONDS:-60}" -DLARDER_BUILD_TESTS=ON || status=1
 
 echo "total: $passed passed, $failed failed"
 if ((failed > 0)); then

@@ -109,6 +109,10 @@ static const struct format_row format_rows[] = {
     {"s5.6.7 year 9999", INT64_C(253402300799), HTTP_DATE_LEN, "Fri, 31 Dec 9999 23:59:59 GMT"},
     {"year 10000 cannot be written in 4 digits", INT64_C(253402300800), -ERANGE, NULL},
     {"negative year cannot be written", INT64_C(-62167219201), -ERANGE, NULL},
+    /* Found by tests/fuzz/fuzz_cache_control: the day arithmetic overflowed (UBSan) before the year
+     * was checked. */
+    {"the earliest int64 time is out of range, without overflow", INT64_MIN, -ERANGE, NULL},
+    {"the latest int64 time is out of range, without overflow", INT64_MAX, -ERANGE, NULL},
 };
 
 static void test_format_table(void)

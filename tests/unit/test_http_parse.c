@@ -763,6 +763,10 @@ static const struct row request_rows[] = {
     {"RFC 9112 s2.3 version without minor", IN("GET / HTTP/1\r\nHost: h\r\n\r\n"), 0, "error 400 malformed HTTP version\n"},
 
     /* Refused: request-line (RFC 9112 s3). */
+    /* Found by tests/fuzz/fuzz_http_request: llhttp reports the empty target as an empty span, which
+     * reached acc_append() before its buffer existed (NULL + 0, a UBSan report). */
+    {"RFC 9112 s3 request-line with an empty target and no version", IN("CONNECT \r\nHost: h\r\n\r\n"), 0,
+     "error 505 HTTP version not supported\n"},
     {"RFC 9110 s9.1 methods are case-sensitive", IN("get / HTTP/1.1\r\nHost: h\r\n\r\n"), 0,
      "error 400 unknown or malformed method\n"},
     {"RFC 9112 s3 whitespace after the HTTP-version", IN("GET / HTTP/1.1 \r\nHost: h\r\n\r\n"), 0,
