@@ -38,7 +38,7 @@ run_suite() {
 echo "=== normal build (build/) ==="
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo || status=1
 echo "=== AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/) ==="
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=16 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DLARDER_SANITIZE=ON || status=1
 
 echo "=== libFuzzer targets, ${LARDER_FUZZ_SECONDS:-60} s each (build-fuzz/) ==="

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from harness import Download, GatedBody, Larder, Response, cache_status, fetch, random_bytes
+from harness import poll_until, Download, GatedBody, Larder, Response, cache_status, fetch, random_bytes
 
 MIB = 1 << 20
 BIG = 8 * MIB
@@ -57,8 +57,10 @@ def test_first_client_aborts_and_the_fill_continues(tmp_path, origin, followers,
     g.release()
     for d in others:
         assert_whole(d.join(30), g)
-    m = l.metrics()
-    assert m["flight_orphaned"] + m["flight_self_follow"] >= 1, m
+    def went_on_without_the_client():
+        m = l.metrics()
+        return m["flight_orphaned"] + m["flight_self_follow"] >= 1
+    assert poll_until(went_on_without_the_client, timeout=10), l.metrics()
     l.expect("store_meta_writes", ">=", 1, timeout=20)
     l.expect("cache_stores", 1)
     r = fetch(l, url)
