@@ -69,7 +69,7 @@ struct flight *flight_join(struct flight_table *t, const struct store_key *pkey,
     pthread_mutex_lock(&t->lock);
     for (struct flight *f = t->buckets[bucket_of(pkey)]; f != NULL; f = f->next) {
         if (memcmp(f->pkey.b, pkey->b, sizeof(pkey->b)) == 0 &&
-            (f->v.state == FLIGHT_FETCHING || f->v.state == FLIGHT_STREAMING)) {
+            (f->v.state == FLIGHT_FETCHING || f->v.state == FLIGHT_STREAMING || f->v.state == FLIGHT_DONE)) {
             f->refs++;
             t->joined++;
             pthread_mutex_unlock(&t->lock);
@@ -230,6 +230,17 @@ void flight_done(struct flight *f)
         f->v.complete = f->v.readable == f->v.length;
     }
     unregister_locked(f);
+    wake_all(f);
+    pthread_mutex_unlock(&f->table->lock);
+}
+
+void flight_complete(struct flight *f)
+{
+    pthread_mutex_lock(&f->table->lock);
+    if (f->v.state == FLIGHT_STREAMING) {
+        f->v.state = FLIGHT_DONE;
+        f->v.complete = f->v.length_known && f->v.readable == f->v.length;
+    }
     wake_all(f);
     pthread_mutex_unlock(&f->table->lock);
 }

@@ -69,7 +69,7 @@ struct flight_view {
 int flight_table_init(struct flight_table *t);
 void flight_table_destroy(struct flight_table *t);
 
-/* The flight in progress for pkey, or a new one. *leader is 1 when the caller created it and must
+/* The flight in progress (or complete but not yet visible in the store) for pkey, or a new one. *leader is 1 when the caller created it and must
  * fetch. Either way the caller holds a reference. NULL when memory is exhausted. */
 struct flight *flight_join(struct flight_table *t, const struct store_key *pkey, int *leader);
 void flight_ref(struct flight *f);
@@ -88,6 +88,10 @@ int flight_set_head(struct flight *f, int status, const char *head, size_t head_
  * hook (flight_ref) that the final STORE_FILL_PROGRESS_END call drops. */
 void flight_progress(void *arg, uint64_t readable);
 void flight_done(struct flight *f);
+/* The object is whole in the store but the store does not show it yet (a 304's metadata update is
+ * still queued): DONE for the followers, and still registered, so requests arriving meanwhile join it
+ * rather than see the old stale entry and revalidate again. flight_unregister() when the store has it. */
+void flight_complete(struct flight *f);
 void flight_fail(struct flight *f);
 void flight_not_shared(struct flight *f);
 /* Stop new requests from joining (the object is now in the store, or the fetch is over). */

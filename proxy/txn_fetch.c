@@ -206,6 +206,23 @@ static void on_invalidated(void *data, int status)
         on_store_done(ctx, status);
 }
 
+/* A 304's metadata update, applied: the refreshed entry is now what the store shows. */
+struct meta_ticket {
+    struct proxy_ctx *ctx;
+    struct flight *flight; /* registered until now; NULL when no flight waited on this */
+};
+
+static void on_meta_updated(void *data, int status)
+{
+    struct meta_ticket *tk = data;
+    on_store_done(tk->ctx, status);
+    if (tk->flight != NULL) {
+        flight_unregister(tk->flight);
+        flight_release(tk->flight);
+    }
+    free(tk);
+}
+
 /* The end of a fill, reported by the writer on the leader's loop: only then is the object readable
  * by new requests (commit) or known lost (abort), so only then does the flight end. The ticket holds
  * its own flight reference: the transaction that started the fill may be long gone. */
@@ -581,17 +598,25 @@ static int refresh_from_304(struct txn *t, struct http_msg *upd)
     if (merged == NULL || cp_merge_304(&t->entry.resp, upd, t->response_time, merged, &t->arena) != 0)
         return 0;
     METRIC_INC(&t->ctx->metrics, cache_revalidated_304);
+    struct meta_ticket *tk = NULL;
     if (!(t->dec.flags & CP_F_NO_STORE) && cp_storable(&t->client_req, merged, 0) == CP_STORE_OK) {
         struct store_record rec;
-        if (cache_record_build(&rec, t->url, t->url_len, merged, t->entry.meta.rec.variant,
-                               t->entry.meta.rec.variant_len, t->request_time, t->response_time, ctx_now_s(t->ctx),
-                               &t->arena) == 0 &&
-            store_writer_update_meta(t->ctx->cache.wc, &t->entry.vkey, &rec, on_store_done, t->ctx) == 0) {
-            METRIC_INC(&t->ctx->metrics, cache_meta_updates);
-            /* What is served now counts from this validation (RFC 9111 s4.2.3). */
-            t->entry.meta.rec.request_time = t->request_time;
-            t->entry.meta.rec.response_time = t->response_time;
-            t->stored = 1;
+        tk = calloc(1, sizeof(*tk));
+        if (tk != NULL) {
+            tk->ctx = t->ctx;
+            if (cache_record_build(&rec, t->url, t->url_len, merged, t->entry.meta.rec.variant,
+                                   t->entry.meta.rec.variant_len, t->request_time, t->response_time,
+                                   ctx_now_s(t->ctx), &t->arena) == 0 &&
+                store_writer_update_meta(t->ctx->cache.wc, &t->entry.vkey, &rec, on_meta_updated, tk) == 0) {
+                METRIC_INC(&t->ctx->metrics, cache_meta_updates);
+                /* What is served now counts from this validation (RFC 9111 s4.2.3). */
+                t->entry.meta.rec.request_time = t->request_time;
+                t->entry.meta.rec.response_time = t->response_time;
+                t->stored = 1;
+            } else {
+                free(tk);
+                tk = NULL;
+            }
         }
     }
     t->entry.resp = *merged;
@@ -607,7 +632,17 @@ static int refresh_from_304(struct txn *t, struct http_msg *upd)
                                 r->response_time, r->body_id, 1, r->body_len) == 0)
                 flight_progress(t->flight, r->body_len);
         }
-        txn__flight_end(t, FLIGHT_DONE);
+        if (tk != NULL) {
+            /* Until the writer has applied the update, the store still holds the stale metadata: the
+             * flight stays joinable (DONE) so that requests arriving meanwhile take this refresh
+             * instead of revalidating again. The ticket unregisters it. */
+            flight_complete(t->flight);
+            tk->flight = t->flight;
+            t->flight = NULL;
+            t->flight_leader = 0;
+        } else {
+            txn__flight_end(t, FLIGHT_DONE);
+        }
     }
     return 1;
 }
