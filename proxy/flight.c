@@ -156,6 +156,14 @@ void flight_unwatch(struct flight *f, void *arg)
     pthread_mutex_unlock(&f->table->lock);
 }
 
+int flight_has_followers(struct flight *f)
+{
+    pthread_mutex_lock(&f->table->lock);
+    int n = f->n_watchers > 0;
+    pthread_mutex_unlock(&f->table->lock);
+    return n;
+}
+
 void flight_view(struct flight *f, struct flight_view *v)
 {
     pthread_mutex_lock(&f->table->lock);

@@ -80,6 +80,8 @@ void flight_release(struct flight *f);
 int flight_watch(struct flight *f, void (*wake)(void *arg), void *arg);
 void flight_unwatch(struct flight *f, void *arg);
 void flight_view(struct flight *f, struct flight_view *v);
+/* Is anyone (on any loop) waiting on this flight? */
+int flight_has_followers(struct flight *f);
 
 /* Leader: publish. Each wakes every watcher. The head strings are copied. 0 or -ENOMEM. */
 int flight_set_head(struct flight *f, int status, const char *head, size_t head_len, const char *variant, size_t variant_len,

@@ -777,7 +777,14 @@ int txn_on_request_head(struct txn *t)
         txn__reply_error(t, 431, "request header fields too large");
         return HTTP_PARSE_CB_PAUSE;
     }
-    if (consult_cache(t))
+    /* One read snapshot for the lookup and, for a hit that fits the client's queue, its body: the
+     * whole answer comes from one short read transaction, ended before we return to the loop. */
+    struct store_rtxn *rtxn = ctx->shared->cache != NULL ? ctx->cache.rtxn : NULL;
+    int snap = rtxn != NULL && store_rtxn_renew(rtxn) == 0;
+    int answered = consult_cache(t);
+    if (snap)
+        store_rtxn_reset(rtxn);
+    if (answered)
         return HTTP_PARSE_CB_PAUSE;
     txn__dial(t);
     return HTTP_PARSE_CB_PAUSE;

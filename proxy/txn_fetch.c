@@ -820,9 +820,12 @@ static int on_resp_body(void *data, const char *at, size_t len)
     t->client_body_sent += len;
     outq_flush(q);
     /* Back-pressure (DESIGN.md habit 8): never read the origin faster than this client drains. When
-     * the response is being stored for others too, a slow client must not hold them back: it goes
-     * on from the store at its own pace instead, and only the writer paces the origin. */
-    if (outq_over_high(q) && txn__follow_own_fill(t) != 0)
+     * others follow this fetch, a slow client must not hold them back: it goes on from the store at its
+     * own pace instead, and only the writer paces the origin. Without followers it is simply paused:
+     * reading from the store would tie this client to the fill, and a fill can fail (disk full) where
+     * a direct stream would not. */
+    if (outq_over_high(q) &&
+        !(t->flight != NULL && flight_has_followers(t->flight) && txn__follow_own_fill(t) == 0))
         origin_pause_read(t->oc);
     return 0;
 }

@@ -13,6 +13,8 @@
 #include "http/stored_head.h"
 #include "proxy/txn_internal.h"
 
+#define SERVE_AHEAD ((size_t)1 << 20)
+
 /* Fields of a stored response never copied into a response from the store: Age is recomputed
  * (RFC 9111 s4.2.3, s5.1); framing is ours. */
 static int skip_stored_field(const struct txn *t, const struct http_field *f)
@@ -112,7 +114,9 @@ void txn__serve_pump(struct txn *t)
         return;
     }
     struct outq *q = &t->cc->out;
-    while (t->seg_i < t->n_segs && !outq_over_high(q)) {
+    /* Read ahead up to SERVE_AHEAD: a 1 MiB hit then goes out in one writev instead of one per stored
+     * chunk, and memory per connection stays bounded all the same. */
+    while (t->seg_i < t->n_segs && outq_bytes(q) < SERVE_AHEAD) {
         struct serve_seg *s = &t->segs[t->seg_i];
         if (s->bytes != NULL) {
             outq_push_copy(q, s->bytes, s->len);

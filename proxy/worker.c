@@ -13,7 +13,7 @@
 #define WORKER_BUF_BLOCK (64 * 1024)
 #define WORKER_BUF_FREE_MAX LARDER_POOL(256)
 #define WORKER_DRAIN_POLL_MS 20
-#define WORKER_BIG_BUF_FREE_MAX LARDER_POOL(16)
+#define WORKER_BIG_BUF_FREE_MAX LARDER_POOL(64) /* 16 MiB kept: a burst of large hits does not mmap and munmap 256 KiB per chunk */
 
 struct worker {
     struct proxy_ctx ctx;
