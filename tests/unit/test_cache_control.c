@@ -7,29 +7,14 @@
 #include "http/http_cache_control.h"
 #include "http/http_msg.h"
 #include "test_util.h"
+#include "test_msg.h"
 
 static struct arena A;
 
-/* A message with the fields of `spec`: "Name: value" lines separated by '\n'. */
+/* A message with the fields of `spec`: "Name: value" lines separated by '\n' (test_msg.h). */
 static struct http_msg *msg(int is_request, const char *spec)
 {
-    struct http_msg *m = arena_alloc(&A, sizeof(*m));
-    ASSERT(m != NULL);
-    http_msg_init(m, is_request);
-    m->method = HTTP_METHOD_GET;
-    m->status = 200;
-    for (const char *p = spec; p != NULL && *p != '\0';) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        const char *colon = memchr(p, ':', len);
-        ASSERT(colon != NULL);
-        const char *v = colon + 1, *end = p + len;
-        while (v < end && *v == ' ')
-            v++;
-        ASSERT_EQ(http_msg_add(m, &A, p, (size_t)(colon - p), v, (size_t)(end - v)), 0);
-        p = nl ? nl + 1 : NULL;
-    }
-    return m;
+    return test_msg(&A, is_request, HTTP_METHOD_GET, spec, 0);
 }
 
 /* ---- Cache-Control ---- */

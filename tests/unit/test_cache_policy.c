@@ -9,38 +9,16 @@
 #include "http/http_date.h"
 #include "http/http_msg.h"
 #include "test_util.h"
+#include "test_msg.h"
 
 static struct arena A;
 
 #define T0 INT64_C(1700000000) /* 2023-11-14T22:13:20Z */
 
-/* A message with the fields of `spec`: "Name: value" lines separated by '\n'; a value "@N" becomes the
- * IMF-fixdate of T0 + N, so rows can say "Date: @0\nExpires: @3600". */
+/* Fields from "Name: value" lines; a value "@N" becomes the IMF-fixdate of T0 + N (test_msg.h). */
 static struct http_msg *msg(int is_request, const char *spec)
 {
-    struct http_msg *m = arena_alloc(&A, sizeof(*m));
-    ASSERT(m != NULL);
-    http_msg_init(m, is_request);
-    m->method = HTTP_METHOD_GET;
-    m->status = 200;
-    for (const char *p = spec; p != NULL && *p != '\0';) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        const char *colon = memchr(p, ':', len);
-        ASSERT(colon != NULL);
-        const char *v = colon + 1, *end = p + len;
-        while (v < end && *v == ' ')
-            v++;
-        char date[HTTP_DATE_BUFSZ];
-        if (v < end && *v == '@') {
-            ASSERT_EQ(http_date_format(T0 + strtoll(v + 1, NULL, 10), date), HTTP_DATE_LEN);
-            v = date;
-            end = date + HTTP_DATE_LEN;
-        }
-        ASSERT_EQ(http_msg_add(m, &A, p, (size_t)(colon - p), v, (size_t)(end - v)), 0);
-        p = nl ? nl + 1 : NULL;
-    }
-    return m;
+    return test_msg(&A, is_request, HTTP_METHOD_GET, spec, T0);
 }
 
 static struct http_msg *req(const char *method, const char *spec)
