@@ -66,7 +66,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (help) {
-        printf("usage: larder [-c FILE] [--check] [--version] [--NAME VALUE ...]\n\n%s", config_usage());
+        fputs(config_usage(), stdout);
         config_free(cfg);
         return 0;
     }
