@@ -78,6 +78,7 @@ struct proxy_ctx {
     struct cache_loop cache;
     struct list_node detached;     /* transactions running without a client (txn.reval_link) */
     struct list_node followers;    /* transactions following a flight (txn.follow_link) */
+    struct list_node paused_leaders; /* leaders paused for their own slow client (txn.pause_link) */
     void *spare_txns;              /* recycled transaction structs (txn.c) */
     size_t n_spare_txns;
     uv_async_t flight_wakeup;      /* flights this loop follows progressed */

@@ -23,6 +23,8 @@ struct flight {
     char *variant;
     struct flight_watcher *watchers;
     size_t n_watchers, cap_watchers;
+    void (*leader_wake)(void *arg); /* told when a follower arrives (flight_set_leader_wake) */
+    void *leader_arg;
 };
 
 static size_t bucket_of(const struct store_key *k)
@@ -124,6 +126,8 @@ int flight_watch(struct flight *f, void (*wake)(void *arg), void *arg)
     for (size_t i = 0; i < f->n_watchers; i++) {
         if (f->watchers[i].arg == arg) {
             f->watchers[i].count++;
+            if (f->leader_wake != NULL)
+                f->leader_wake(f->leader_arg);
             pthread_mutex_unlock(&f->table->lock);
             return 0;
         }
@@ -139,8 +143,18 @@ int flight_watch(struct flight *f, void (*wake)(void *arg), void *arg)
         f->cap_watchers = cap;
     }
     f->watchers[f->n_watchers++] = (struct flight_watcher){wake, arg, 1};
+    if (f->leader_wake != NULL)
+        f->leader_wake(f->leader_arg);
     pthread_mutex_unlock(&f->table->lock);
     return 0;
+}
+
+void flight_set_leader_wake(struct flight *f, void (*wake)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&f->table->lock);
+    f->leader_wake = wake;
+    f->leader_arg = arg;
+    pthread_mutex_unlock(&f->table->lock);
 }
 
 void flight_unwatch(struct flight *f, void *arg)

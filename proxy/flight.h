@@ -80,6 +80,9 @@ void flight_release(struct flight *f);
 int flight_watch(struct flight *f, void (*wake)(void *arg), void *arg);
 void flight_unwatch(struct flight *f, void *arg);
 void flight_view(struct flight *f, struct flight_view *v);
+/* The leader asks to be woken (wake(arg), any thread, under the lock: only wake) whenever a follower
+ * arrives; NULL stops it. */
+void flight_set_leader_wake(struct flight *f, void (*wake)(void *arg), void *arg);
 /* Is anyone (on any loop) waiting on this flight? */
 int flight_has_followers(struct flight *f);
 

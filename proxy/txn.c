@@ -75,6 +75,7 @@ static struct txn *txn_alloc(struct proxy_ctx *ctx)
     t->max_forwards = -1;
     list_init(&t->reval_link);
     list_init(&t->follow_link);
+    list_init(&t->pause_link);
     http_msg_init(&t->req, 1);
     return t;
 }
@@ -92,6 +93,7 @@ void txn_free(struct txn *t)
     if (t == NULL)
         return;
     txn__check(t);
+    txn__leader_unpark(t);
     txn__fill_abort(t);
     txn__follow_stop(t);
     txn__flight_end(t, FLIGHT_FAILED); /* a leader that never handed its flight to a fill */
@@ -142,8 +144,23 @@ void txn__detach(struct txn *t)
 
 void txn_flights_progressed(struct proxy_ctx *ctx)
 {
+    /* Leaders paused for their own slow client: if someone follows now, that client goes on from the
+     * store and the fetch resumes for everyone (followers are handled below, once they are listed). */
+    struct list_node *n = ctx->paused_leaders.next;
+    while (n != &ctx->paused_leaders) {
+        struct list_node *next = n->next;
+        struct txn *t = container_of(n, struct txn, pause_link);
+        if (t->flight == NULL || t->fill == NULL || t->oc == NULL) {
+            txn__leader_unpark(t);
+        } else if (flight_has_followers(t->flight) && txn__follow_own_fill(t) == 0) {
+            txn__leader_unpark(t);
+            if (!t->fill_paused)
+                origin_resume_read(t->oc);
+        }
+        n = next;
+    }
     /* A pump may finish (and free) its own transaction, never another: keep the next one first. */
-    struct list_node *n = ctx->followers.next;
+    n = ctx->followers.next;
     while (n != &ctx->followers) {
         struct list_node *next = n->next;
         txn__follow_pump(container_of(n, struct txn, follow_link));
@@ -809,6 +826,7 @@ void txn_client_gone(struct txn *t)
         t->client_discard = 1;
         txn__detach(t);
         /* Its reads may have been paused for the client that left: only the store paces it now. */
+        txn__leader_unpark(t);
         if (t->oc->read_paused && !t->fill_paused)
             origin_resume_read(t->oc);
         return;
@@ -827,6 +845,8 @@ void txn_client_drained(struct txn *t)
         txn__serve_pump(t);
         return;
     }
-    if (t->oc != NULL && t->oc->read_paused && !t->fill_paused)
+    if (t->oc != NULL && t->oc->read_paused && !t->fill_paused) {
+        txn__leader_unpark(t); /* its own client caught up */
         origin_resume_read(t->oc);
+    }
 }

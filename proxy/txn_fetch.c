@@ -262,6 +262,7 @@ static struct fill_ticket *ticket_new(struct txn *t, int commit)
 
 void txn__flight_end(struct txn *t, enum flight_state how)
 {
+    txn__leader_unpark(t);
     if (t->flight == NULL || !t->flight_leader)
         return;
     if (how == FLIGHT_FAILED)
@@ -279,6 +280,7 @@ void txn__flight_end(struct txn *t, enum flight_state how)
  * only drops its own reference. */
 static void flight_hand_over(struct txn *t)
 {
+    txn__leader_unpark(t);
     if (t->flight != NULL && t->flight_leader) {
         flight_release(t->flight);
         t->flight = NULL;
@@ -825,8 +827,10 @@ static int on_resp_body(void *data, const char *at, size_t len)
      * reading from the store would tie this client to the fill, and a fill can fail (disk full) where
      * a direct stream would not. */
     if (outq_over_high(q) &&
-        !(t->flight != NULL && flight_has_followers(t->flight) && txn__follow_own_fill(t) == 0))
+        !(t->flight != NULL && flight_has_followers(t->flight) && txn__follow_own_fill(t) == 0)) {
         origin_pause_read(t->oc);
+        txn__leader_park(t); /* a follower arriving later switches it then */
+    }
     return 0;
 }
 

@@ -94,6 +94,7 @@ struct txn {
     int following;          /* streaming to the client from the store as a flight progresses */
     uint64_t client_body_sent; /* body bytes of the upstream response already queued to the client */
     struct list_node follow_link; /* in ctx->followers while following */
+    struct list_node pause_link;  /* in ctx->paused_leaders while paused for its own client */
     struct http_msg follow_resp;
 
     /* Cache-Status (RFC 9211) and the access log. */
@@ -159,6 +160,13 @@ void txn__follow_stop(struct txn *t);
 /* Leader: the fetch will not publish anything more; tell followers. */
 void txn__flight_end(struct txn *t, enum flight_state how);
 void txn__serve_pump(struct txn *t);
+/* Wakes a loop from a flight (any thread): arg is that loop's flight_wakeup async handle. */
+void txn__flight_wake(void *arg);
+/* A leader paused for its own slow client: park it so that a follower's arrival switches it to
+ * reading from the store (and un-pauses the fetch); unpark when it no longer applies. */
+void txn__leader_park(struct txn *t);
+void txn__leader_unpark(struct txn *t);
+
 /* A transaction that runs without a client (background fetch, or one whose client left) is listed in
  * ctx->detached so that shutdown can end it. */
 void txn__detach(struct txn *t);

@@ -316,9 +316,27 @@ void txn__serve_stored(struct txn *t, struct http_msg *resp, const struct store_
 
 /* ---- single flight: following another transaction's fetch ------------------------------------- */
 
-static void on_flight_wake(void *arg)
+void txn__flight_wake(void *arg)
 {
-    uv_async_send(arg); /* any thread: only wake the follower's loop */
+    uv_async_send(arg); /* any thread: only wake the loop */
+}
+
+
+void txn__leader_park(struct txn *t)
+{
+    if (!list_empty(&t->pause_link) || t->flight == NULL || !t->flight_leader || t->fill == NULL)
+        return;
+    list_insert_tail(&t->ctx->paused_leaders, &t->pause_link);
+    flight_set_leader_wake(t->flight, txn__flight_wake, &t->ctx->flight_wakeup);
+}
+
+void txn__leader_unpark(struct txn *t)
+{
+    if (list_empty(&t->pause_link))
+        return;
+    list_remove(&t->pause_link);
+    if (t->flight != NULL)
+        flight_set_leader_wake(t->flight, NULL, NULL);
 }
 
 void txn__follow_start(struct txn *t, struct flight *f)
@@ -329,7 +347,7 @@ void txn__follow_start(struct txn *t, struct flight *f)
     t->mode = MODE_HIT;
     list_insert_tail(&ctx->followers, &t->follow_link);
     METRIC_INC(&ctx->metrics, flight_followers);
-    if (flight_watch(f, on_flight_wake, &ctx->flight_wakeup) != 0) {
+    if (flight_watch(f, txn__flight_wake, &ctx->flight_wakeup) != 0) {
         txn__follow_stop(t);
         txn__reply_error(t, 500, "out of memory");
         return;
@@ -372,7 +390,7 @@ int txn__follow_own_fill(struct txn *t)
     t->following = 1;
     list_insert_tail(&ctx->followers, &t->follow_link);
     METRIC_INC(&ctx->metrics, flight_self_follow);
-    if (flight_watch(t->follow_flight, on_flight_wake, &ctx->flight_wakeup) != 0) {
+    if (flight_watch(t->follow_flight, txn__flight_wake, &ctx->flight_wakeup) != 0) {
         txn__follow_stop(t);
         return -1;
     }

@@ -123,6 +123,7 @@ int worker_init(struct worker **out, struct proxy_shared *shared, unsigned id, c
     list_init(&ctx->origins_idle);
     list_init(&ctx->detached);
     list_init(&ctx->followers);
+    list_init(&ctx->paused_leaders);
     uv_async_init(&w->loop, &ctx->flight_wakeup, on_flight_wakeup);
     ctx->flight_wakeup.data = ctx;
     buf_pool_init(&ctx->bufs, WORKER_BUF_BLOCK, WORKER_BUF_FREE_MAX);
