@@ -413,6 +413,10 @@ static void follow_fallback(struct txn *t, const char *why)
 
 void txn__follow_pump(struct txn *t)
 {
+    /* The flight's readable count comes from commits that may be newer than a read snapshot still
+     * open from the request's lookup: read with fresh transactions from here on. */
+    if (t->ctx->cache.rtxn != NULL)
+        store_rtxn_reset(t->ctx->cache.rtxn);
     struct flight_view v;
     flight_view(t->follow_flight, &v);
     if (t->cc == NULL)
