@@ -58,6 +58,7 @@
     X(cache_background_active)                                                                                           \
     X(cache_read_errors)                                                                                                 \
     X(cache_body_bytes_served)                                                                                           \
+    X(cache_body_bytes_copied)                                                                                           \
     X(flight_leaders)                                                                                                    \
     X(flight_followers)                                                                                                  \
     X(flight_fallbacks)                                                                                                  \

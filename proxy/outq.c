@@ -192,6 +192,53 @@ void outq_flush(struct outq *q)
     }
 }
 
+long outq_write_direct(struct outq *q, const uv_buf_t *bufs, size_t n)
+{
+    if (q->failed)
+        return UV_EPIPE;
+    if (q->inflight != NULL)
+        return 0;
+    uv_buf_t iov[OUTQ_MAX_IOV];
+    size_t k = 0;
+    while (k < q->n_pending && k < OUTQ_MAX_IOV) {
+        iov[k] = uv_buf_init((char *)q->pending[k].ptr, (unsigned)q->pending[k].len);
+        k++;
+    }
+    /* The caller's bytes may only follow every pending one. */
+    size_t mine = 0;
+    if (k == q->n_pending)
+        for (size_t i = 0; i < n && k < OUTQ_MAX_IOV; i++)
+            iov[k++] = bufs[mine++];
+    if (k == 0)
+        return 0;
+    int rc = uv_try_write(q->stream, iov, (unsigned)k);
+    if (rc == UV_EAGAIN)
+        return 0;
+    if (rc < 0) {
+        q->failed = 1;
+        release_pending(q);
+        return rc;
+    }
+    size_t done = (size_t)rc, used = 0;
+    while (used < q->n_pending && done >= q->pending[used].len) {
+        struct outq_span *sp = &q->pending[used++];
+        done -= sp->len;
+        q->bytes -= sp->len;
+        if (sp->blk)
+            buf_unref(sp->blk);
+    }
+    if (used < q->n_pending && done > 0) {
+        struct outq_span *sp = &q->pending[used];
+        sp->ptr += done;
+        sp->len -= done;
+        q->bytes -= done;
+        done = 0;
+    }
+    memmove(q->pending, q->pending + used, (q->n_pending - used) * sizeof(*q->pending));
+    q->n_pending -= used;
+    return mine > 0 ? (long)done : 0;
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     struct outq_write *w = (struct outq_write *)req;

@@ -64,6 +64,21 @@ int outq_push_copy(struct outq *q, const void *ptr, size_t len);
 /* Start a write of everything pending if none is in flight. */
 void outq_flush(struct outq *q);
 
+/* Zero-copy path for bytes that must not outlive the call (a read snapshot of the store's map): one
+ * non-blocking writev (uv_try_write) of everything pending followed by the caller's n buffers. Only
+ * when no write is in flight; the caller's bytes go only after all pending ones. Returns how many of
+ * the caller's bytes the kernel took: 0 when a write is in flight or the socket is full, fewer than
+ * offered when it filled up. What was not taken stays the caller's to queue (usually a copy of a
+ * small part, whose write completing then signals room again: see outq_want_drain). A negative libuv
+ * error when the peer is gone: the queue is failed, and on_error is not called, since the caller is in
+ * the middle of its own work and handles the error itself. */
+long outq_write_direct(struct outq *q, const uv_buf_t *bufs, size_t n);
+/* Asks for on_drain once the queue falls to low water, even if it never went above high water. */
+static inline void outq_want_drain(struct outq *q)
+{
+    q->above_high = 1;
+}
+
 static inline size_t outq_bytes(const struct outq *q)
 {
     return q->bytes;

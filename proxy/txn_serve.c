@@ -13,7 +13,11 @@
 #include "http/stored_head.h"
 #include "proxy/txn_internal.h"
 
-#define SERVE_AHEAD ((size_t)1 << 20)
+/* Bytes offered to the socket per writev straight from the map, and views (stored chunks) per writev. */
+#define SERVE_BATCH ((size_t)1 << 20)
+#define SERVE_MAX_VIEWS 8
+/* When the socket is full, the part of the rest that is copied and queued to learn when it has room. */
+#define SERVE_TAIL_COPY ((size_t)16 << 10)
 
 /* Fields of a stored response never copied into a response from the store: Age is recomputed
  * (RFC 9111 s4.2.3, s5.1); framing is ours. */
@@ -106,6 +110,57 @@ static int push_chunk_head(struct outq *q, size_t len)
     return outq_push_copy(q, h, (size_t)n);
 }
 
+/* A stored body chunk that could not be read: the response is under way, so the only honest signal
+ * is to close (RFC 9112 s8: an incomplete message is not passed off as complete). Frees t. */
+static void serve_read_failed(struct txn *t, uint64_t off, int rc)
+{
+    /* STORE_EGONE: replaced or evicted under us. */
+    LOG_WARN(t->ctx->log, t->id, "%s: stored body unreadable at %" PRIu64 ": %s", t->url, off,
+             rc ? store_strerror(rc) : "short read");
+    METRIC_INC(&t->ctx->metrics, cache_read_errors);
+    t->result = "TCP_HIT_ABORTED";
+    client_conn_close(t->cc);
+}
+
+/* Queues a copy of len bytes of the views starting at byte `from` of the batch (the part the socket
+ * did not take). 0, or -1 when out of memory. */
+static int queue_copy(struct txn *t, struct outq *q, const uv_buf_t *iov, size_t from, size_t len)
+{
+    size_t i = 0;
+    while (from >= iov[i].len) {
+        from -= iov[i].len;
+        i++;
+    }
+    while (len > 0) {
+        struct buf_block *b = buf_pool_get(&t->ctx->big_bufs);
+        if (b == NULL)
+            return -1;
+        size_t n = 0;
+        while (len > 0 && n < b->size) {
+            size_t take = iov[i].len - from;
+            if (take > len)
+                take = len;
+            if (take > b->size - n)
+                take = b->size - n;
+            memcpy(b->data + n, iov[i].base + from, take);
+            n += take;
+            from += take;
+            len -= take;
+            if (from == iov[i].len) {
+                from = 0;
+                i++;
+            }
+        }
+        outq_push_block(q, b, b->data, n);
+        buf_unref(b);
+    }
+    return 0;
+}
+
+/* Writes the planned segments while the client's socket takes them. Stored bytes go from the LMDB map
+ * straight into the socket (one writev of up to SERVE_BATCH bytes, under a read snapshot held only for
+ * this call): no copy in larder for a client that keeps up. When the socket fills, a copy of at most
+ * SERVE_TAIL_COPY bytes is queued and the pump resumes on drain. */
 void txn__serve_pump(struct txn *t)
 {
     struct proxy_ctx *ctx = t->ctx;
@@ -114,9 +169,9 @@ void txn__serve_pump(struct txn *t)
         return;
     }
     struct outq *q = &t->cc->out;
-    /* Read ahead up to SERVE_AHEAD: a 1 MiB hit then goes out in one writev instead of one per stored
-     * chunk, and memory per connection stays bounded all the same. */
-    while (t->seg_i < t->n_segs && outq_bytes(q) < SERVE_AHEAD) {
+    struct store_rtxn *r = ctx->cache.rtxn;
+    int own_snapshot = 0;
+    while (t->seg_i < t->n_segs) {
         struct serve_seg *s = &t->segs[t->seg_i];
         if (s->bytes != NULL) {
             outq_push_copy(q, s->bytes, s->len);
@@ -132,44 +187,86 @@ void txn__serve_pump(struct txn *t)
         uint64_t off = s->off + t->seg_done;
         if (off >= t->serve_limit)
             break; /* not in the store yet: the flight wakes us when the writer has committed more */
+        if (q->inflight != NULL || outq_bytes(q) >= SERVE_BATCH) {
+            outq_want_drain(q); /* resumed by txn_client_drained */
+            break;
+        }
+        /* A snapshot already open (the request's lookup) is used and left to its owner. */
+        if (r != NULL && !store_rtxn_active(r)) {
+            if (store_rtxn_renew(r) != 0)
+                r = NULL;
+            else
+                own_snapshot = 1;
+        }
+        if (r == NULL) {
+            serve_read_failed(t, off, STORE_EGONE);
+            return;
+        }
+        /* Views of consecutive chunks of this segment, in one snapshot. */
+        uv_buf_t iov[SERVE_MAX_VIEWS];
+        size_t n_iov = 0, viewed = 0;
         uint64_t left = s->len - t->seg_done;
         if (left > t->serve_limit - off)
             left = t->serve_limit - off;
-        /* One stored chunk per read: the copy from the map is one short read transaction. */
-        uint64_t in_chunk = STORE_CHUNK_SIZE - off % STORE_CHUNK_SIZE;
-        size_t want = (size_t)(left < in_chunk ? left : in_chunk);
-        struct buf_block *b = buf_pool_get(&ctx->big_bufs);
-        if (b == NULL) {
-            client_conn_close(t->cc);
-            return;
+        int rc = 0;
+        while (n_iov < SERVE_MAX_VIEWS && viewed < left && viewed < SERVE_BATCH) {
+            const void *p;
+            size_t got;
+            uint64_t want = left - viewed;
+            if (want > SERVE_BATCH - viewed)
+                want = SERVE_BATCH - viewed;
+            rc = store_body_view(r, t->serve_body_id, off + viewed, (size_t)want, &p, &got);
+            if (rc != 0 || got == 0)
+                break;
+            iov[n_iov++] = uv_buf_init((char *)p, (unsigned)got);
+            viewed += got;
         }
-        size_t got = 0;
-        int rc = store_body_read(ctx->cache.rtxn, t->serve_body_id, off, b->data, want, &got);
-        if (rc != 0 || got == 0) {
-            buf_unref(b);
-            /* STORE_EGONE: replaced or evicted under us. The response is under way, so the only honest
-             * signal is to close (RFC 9112 s8: an incomplete message is not passed off as complete). */
-            LOG_WARN(ctx->log, t->id, "%s: stored body unreadable at %" PRIu64 ": %s", t->url, off,
-                     rc ? store_strerror(rc) : "short read");
-            METRIC_INC(&ctx->metrics, cache_read_errors);
-            t->result = "TCP_HIT_ABORTED";
-            client_conn_close(t->cc); /* frees t */
+        if (viewed == 0) {
+            if (own_snapshot)
+                store_rtxn_reset(r);
+            serve_read_failed(t, off, rc);
             return;
         }
         if (t->serve_chunked)
-            push_chunk_head(q, got);
-        outq_push_block(q, b, b->data, got);
-        buf_unref(b);
+            push_chunk_head(q, viewed);
+        long wrote = outq_write_direct(q, iov, n_iov);
+        if (wrote < 0) {
+            if (own_snapshot)
+                store_rtxn_reset(r);
+            client_conn_close(t->cc); /* the client is gone; frees t */
+            return;
+        }
+        size_t sent = (size_t)wrote;
+        if (sent < viewed) {
+            /* The socket is full. Queue a copy of a little of the rest: its write completing says there
+             * is room again, and the pump goes on from the map. A chunk whose size line is out must be
+             * completed, so chunked bodies queue the whole rest of the batch. */
+            size_t copy = viewed - sent;
+            if (!t->serve_chunked && copy > SERVE_TAIL_COPY)
+                copy = SERVE_TAIL_COPY;
+            if (queue_copy(t, q, iov, sent, copy) != 0) {
+                if (own_snapshot)
+                    store_rtxn_reset(r);
+                client_conn_close(t->cc); /* out of memory; frees t */
+                return;
+            }
+            sent += copy;
+            METRIC_ADD(&ctx->metrics, cache_body_bytes_copied, copy);
+            outq_flush(q);
+        }
         if (t->serve_chunked)
             outq_push_static(q, "\r\n", 2);
-        METRIC_ADD(&ctx->metrics, cache_body_bytes_served, got);
-        t->bytes_out += got;
-        t->seg_done += got;
+        store_body_view_used(r, sent);
+        METRIC_ADD(&ctx->metrics, cache_body_bytes_served, sent);
+        t->bytes_out += sent;
+        t->seg_done += sent;
         if (t->seg_done == s->len) {
             t->seg_i++;
             t->seg_done = 0;
         }
     }
+    if (own_snapshot)
+        store_rtxn_reset(r);
     if (t->seg_i == t->n_segs && t->serve_chunked) {
         outq_push_static(q, "0\r\n\r\n", 5);
         t->serve_chunked = 0;

@@ -161,6 +161,17 @@ int store_variants_get(struct store_rtxn *r, const struct store_key *pkey, struc
  * holding offset does not exist: the body was deleted (see READERS above). */
 int store_body_read(struct store_rtxn *r, uint64_t body_id, uint64_t offset, void *buf, size_t len, size_t *nread);
 
+/* Zero-copy form of store_body_read: points *ptr at up to len body bytes starting at offset, inside the
+ * one stored chunk that holds offset, in the LMDB map itself; *n gets the count (less than len at the
+ * chunk's end; 0 at or past the body's end). r must be active (-EINVAL otherwise), and the bytes are
+ * valid only until it is reset: the writer may reuse those pages for later transactions once no
+ * snapshot references them (lmdb.h, mdb_get). Same errors as store_body_read. */
+int store_body_view(struct store_rtxn *r, uint64_t body_id, uint64_t offset, size_t len, const void **ptr, size_t *n);
+/* Counts n viewed bytes as read (body_bytes_read): only the caller knows how many of a view it used. */
+void store_body_view_used(struct store_rtxn *r, uint64_t n);
+/* 1 when r holds a snapshot (renewed and not yet reset). */
+int store_rtxn_active(const struct store_rtxn *r);
+
 /* Records a hit for the eviction policy, in memory only (never LMDB). Thread-safe. Returns 1 when the
  * table is over half full and the writer should fold it soon, else 0. */
 int store_note_hit(struct store *s, const struct store_key *vkey);

@@ -1165,50 +1165,75 @@ int store_variants_get(struct store_rtxn *r, const struct store_key *pkey, struc
     return mdb_err(rc);
 }
 
+int store_rtxn_active(const struct store_rtxn *r)
+{
+    return r->active;
+}
+
+/* In r's snapshot (active): the bytes of the chunk holding offset, from offset to the chunk's end or
+ * len, whichever is first. */
+static int body_view(struct store_rtxn *r, uint64_t body_id, uint64_t offset, size_t len, const void **ptr, size_t *n)
+{
+    *ptr = NULL;
+    *n = 0;
+    if (offset / STORE_CHUNK_SIZE > UINT32_MAX) return STORE_EGONE;
+    uint32_t chunk = (uint32_t)(offset / STORE_CHUNK_SIZE);
+    size_t off = (size_t)(offset % STORE_CHUNK_SIZE);
+    uint8_t kb[STORE_BODY_KEY_LEN];
+    store__body_key(kb, body_id, chunk);
+    MDB_val k = val(kb, sizeof(kb)), v;
+    int rc = mdb_get(r->txn, r->s->dbi_body, &k, &v);
+    if (rc == MDB_NOTFOUND && off == 0 && chunk > 0) {
+        /* offset is exactly the end of a body whose length is a multiple of the chunk size? Then the
+         * previous chunk exists and is full: end of body, not gone. */
+        store__body_key(kb, body_id, chunk - 1);
+        k = val(kb, sizeof(kb));
+        if (mdb_get(r->txn, r->s->dbi_body, &k, &v) == 0 && v.mv_size == STORE_CHUNK_SIZE) return 0;
+        return STORE_EGONE;
+    }
+    if (rc == MDB_NOTFOUND) return STORE_EGONE;
+    if (rc != 0) return mdb_err(rc);
+    if (off >= v.mv_size) return 0; /* at or past the end of the last chunk */
+    size_t avail = v.mv_size - off;
+    *ptr = (const uint8_t *)v.mv_data + off;
+    *n = avail < len ? avail : len;
+    return 0;
+}
+
+int store_body_view(struct store_rtxn *r, uint64_t body_id, uint64_t offset, size_t len, const void **ptr, size_t *n)
+{
+    *ptr = NULL;
+    *n = 0;
+    if (!r->active) return -EINVAL;
+    if (len == 0) return 0;
+    return body_view(r, body_id, offset, len, ptr, n);
+}
+
+void store_body_view_used(struct store_rtxn *r, uint64_t n)
+{
+    CTR_ADD(r->s, body_bytes_read, n);
+}
+
 int store_body_read(struct store_rtxn *r, uint64_t body_id, uint64_t offset, void *buf, size_t len, size_t *nread)
 {
     *nread = 0;
     if (len == 0) return 0;
-    if (offset / STORE_CHUNK_SIZE > UINT32_MAX) return STORE_EGONE;
     int own, rc = rt_enter(r, &own);
     if (rc != 0) return rc;
-    uint32_t chunk = (uint32_t)(offset / STORE_CHUNK_SIZE);
-    size_t off = (size_t)(offset % STORE_CHUNK_SIZE), copied = 0;
-    uint8_t kb[STORE_BODY_KEY_LEN];
+    size_t copied = 0;
     while (copied < len) {
-        store__body_key(kb, body_id, chunk);
-        MDB_val k = val(kb, sizeof(kb)), v;
-        rc = mdb_get(r->txn, r->s->dbi_body, &k, &v);
-        if (rc == MDB_NOTFOUND && copied == 0 && off == 0 && chunk > 0) {
-            /* offset is exactly the end of a body whose length is a multiple of the chunk size? Then
-             * the previous chunk exists and is full: end of body, not gone. */
-            store__body_key(kb, body_id, chunk - 1);
-            k = val(kb, sizeof(kb));
-            if (mdb_get(r->txn, r->s->dbi_body, &k, &v) == 0 && v.mv_size == STORE_CHUNK_SIZE)
-                rc = 0;
-            else
-                rc = MDB_NOTFOUND;
-            break;
-        }
-        if (rc == MDB_NOTFOUND) {
-            rc = copied == 0 ? STORE_EGONE : 0;
-            break;
-        }
-        if (rc != 0) {
-            rc = mdb_err(rc);
-            break;
-        }
-        if (off >= v.mv_size) break; /* at or past the end of the last chunk */
-        size_t n = v.mv_size - off;
-        if (n > len - copied) n = len - copied;
-        memcpy((uint8_t *)buf + copied, (const uint8_t *)v.mv_data + off, n);
+        const void *p;
+        size_t n;
+        uint64_t at = offset + copied;
+        rc = body_view(r, body_id, at, len - copied, &p, &n);
+        if (rc == STORE_EGONE && copied > 0) rc = 0; /* ran off the end of the last (full) chunk */
+        if (rc != 0 || n == 0) break;
+        memcpy((uint8_t *)buf + copied, p, n);
         copied += n;
-        if (v.mv_size < STORE_CHUNK_SIZE || chunk == UINT32_MAX) break; /* that was the last chunk */
-        chunk++;
-        off = 0;
+        /* Short of len and not at a chunk boundary: that chunk was the body's last. */
+        if ((at + n) % STORE_CHUNK_SIZE != 0) break;
     }
     rt_leave(r, own);
-    if (rc == MDB_NOTFOUND) rc = STORE_EGONE;
     if (rc != 0) return rc;
     *nread = copied;
     CTR_ADD(r->s, body_bytes_read, copied);

@@ -1356,12 +1356,14 @@ class Larder:
                                  + self.error_log_text()[-4000:])
         return line
 
-    def rss_kib(self) -> int:
+    def rss_kib(self, field: str = "VmRSS") -> int:
+        """A size from /proc/PID/status. RssAnon leaves out the store's map, whose pages count in
+        VmRSS once touched but are the kernel's page cache, not larder's memory."""
         with open(f"/proc/{self.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
-        raise AssertionError("no VmRSS in /proc/PID/status")
+        raise AssertionError(f"no {field} in /proc/PID/status")
 
     def diagnostics(self) -> str:
         def tail(p: Path, n=3000):
@@ -1451,9 +1453,10 @@ class Larder:
 class RssSampler:
     """Samples larder's VmRSS every `interval` seconds on a thread (pacing, not synchronisation)."""
 
-    def __init__(self, larder: Larder, interval: float = 0.1):
+    def __init__(self, larder: Larder, interval: float = 0.1, field: str = "VmRSS"):
         self.larder = larder
         self.interval = interval
+        self.field = field
         self.samples: List[int] = []
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
@@ -1461,7 +1464,7 @@ class RssSampler:
     def _run(self):
         while not self._stop.is_set():
             try:
-                self.samples.append(self.larder.rss_kib())
+                self.samples.append(self.larder.rss_kib(self.field))
             except (OSError, AssertionError):
                 return
             self._stop.wait(self.interval)
