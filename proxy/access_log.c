@@ -1,43 +1,117 @@
 #include "proxy/access_log.h"
 
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Squid writes URL and type as they are but never lets a space split a field: escape what would. */
-static void put_field(char *out, size_t cap, const char *s)
+#include "http/http_fmt.h"
+
+/* Longest field copies: an escaped byte takes 3. */
+#define URL_MAX 4096
+#define TYPE_MAX 256
+#define METHOD_MAX 64
+
+/* Squid writes URL and type as they are but never lets a space split a field: escape what would.
+ * At most `cap` bytes are written (a longer value is cut, never mid-escape). */
+static char *put_field(char *p, size_t cap, const char *s)
 {
-    size_t j = 0;
+    static const char hex[] = "0123456789ABCDEF";
     if (s == NULL || *s == '\0')
         s = "-";
-    for (size_t i = 0; s[i] != '\0' && j + 4 < cap; i++) {
+    char *end = p + cap;
+    for (size_t i = 0; s[i] != '\0'; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c <= 0x20 || c >= 0x7f || c == '%') {
-            j += (size_t)snprintf(out + j, cap - j, "%%%02X", c);
+            if (end - p < 3)
+                break;
+            *p++ = '%';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 15];
         } else {
-            out[j++] = (char)c;
+            if (p == end)
+                break;
+            *p++ = (char)c;
         }
     }
-    out[j] = '\0';
+    return p;
 }
 
-void access_log_write(struct log_file *lf, const struct access_entry *e)
+static char *put_str(char *p, const char *s, const char *dflt)
 {
-    if (lf == NULL || lf->fd < 0)
+    if (s == NULL || *s == '\0')
+        s = dflt;
+    size_t n = strnlen(s, 256);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+size_t access_log_format(char *out, const struct access_entry *e)
+{
+    char *p = out;
+    p = fmt_u64(p, e->end_ms / 1000);
+    *p++ = '.';
+    p = fmt_u64_zero(p, e->end_ms % 1000, 3);
+    *p++ = ' ';
+    p = fmt_u64_width(p, e->elapsed_ms, 6);
+    *p++ = ' ';
+    p = put_str(p, e->client, "-");
+    *p++ = ' ';
+    p = put_str(p, e->result, "NONE");
+    *p++ = '/';
+    p = fmt_u64_zero(p, e->status >= 0 && e->status < 1000 ? (uint64_t)e->status : 0, 3);
+    *p++ = ' ';
+    p = fmt_u64(p, e->bytes);
+    *p++ = ' ';
+    p = put_field(p, METHOD_MAX, e->method);
+    *p++ = ' ';
+    p = put_field(p, URL_MAX, e->url);
+    p = fmt_str(p, " - ", 3);
+    p = put_str(p, e->hierarchy, "HIER_NONE");
+    *p++ = '/';
+    p = put_str(p, e->peer, "-");
+    *p++ = ' ';
+    p = put_field(p, TYPE_MAX, e->type);
+    *p++ = '\n';
+    return (size_t)(p - out);
+}
+
+int access_log_buf_init(struct access_log_buf *b, struct log_file *lf, size_t cap)
+{
+    b->lf = lf;
+    b->len = 0;
+    b->cap = cap < ACCESS_LINE_MAX * 2 ? ACCESS_LINE_MAX * 2 : cap;
+    b->data = malloc(b->cap);
+    return b->data != NULL ? 0 : -1;
+}
+
+void access_log_flush(struct access_log_buf *b)
+{
+    if (b->len == 0)
         return;
-    char url[4096], type[256], method[64];
-    put_field(url, sizeof(url), e->url);
-    put_field(type, sizeof(type), e->type);
-    put_field(method, sizeof(method), e->method);
-    char line[4600];
-    int n = snprintf(line, sizeof(line), "%.3f %6llu %s %s/%03d %llu %s %s - %s/%s %s\n", e->end_time,
-                     (unsigned long long)e->elapsed_ms, e->client ? e->client : "-", e->result ? e->result : "NONE",
-                     e->status, (unsigned long long)e->bytes, method, url, e->hierarchy ? e->hierarchy : "HIER_NONE",
-                     e->peer && *e->peer ? e->peer : "-", type);
-    if (n < 0)
+    /* Whole lines only, in one write: with O_APPEND, lines from several loops never interleave. */
+    log_file_write(b->lf, b->data, b->len);
+    b->len = 0;
+}
+
+void access_log_buf_free(struct access_log_buf *b)
+{
+    if (b->data == NULL)
         return;
-    if ((size_t)n >= sizeof(line)) {
-        n = sizeof(line) - 1;
-        line[n - 1] = '\n';
+    access_log_flush(b);
+    free(b->data);
+    b->data = NULL;
+}
+
+void access_log_append(struct access_log_buf *b, const struct access_entry *e)
+{
+    if (b->lf == NULL || b->lf->fd < 0)
+        return;
+    if (b->data == NULL) {
+        /* No buffer (out of memory at start): one write per line, as before buffering. */
+        char line[ACCESS_LINE_MAX];
+        log_file_write(b->lf, line, access_log_format(line, e));
+        return;
     }
-    log_file_write(lf, line, (size_t)n);
+    if (b->cap - b->len < ACCESS_LINE_MAX)
+        access_log_flush(b);
+    b->len += access_log_format(b->data + b->len, e);
 }

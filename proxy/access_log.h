@@ -12,7 +12,7 @@
 #include "proxy/log.h"
 
 struct access_entry {
-    double end_time;       /* seconds since the epoch, with milliseconds */
+    uint64_t end_ms;       /* milliseconds since the epoch */
     uint64_t elapsed_ms;
     const char *client;    /* client IP */
     const char *result;    /* TCP_MISS, TCP_HIT, TCP_TUNNEL, TCP_DENIED, NONE ... */
@@ -25,6 +25,27 @@ struct access_entry {
     const char *type;      /* Content-Type or "-" */
 };
 
-void access_log_write(struct log_file *lf, const struct access_entry *e);
+/* The longest line access_log_format writes: fields are cut to bounded lengths (URL 4096 bytes, type
+ * 256, method 64, the plain strings 256 each). */
+#define ACCESS_LINE_MAX (4096 + 256 + 64 + 5 * 256 + 3 * 20 + 64)
+
+/* One line, newline included, into out (room for ACCESS_LINE_MAX bytes). Returns its length. Pure. */
+size_t access_log_format(char *out, const struct access_entry *e);
+
+/* One loop's lines, written with one write(2) per loop iteration (access_log_flush from a check
+ * handle) instead of one per request: on small hits that write was a system call per response, and
+ * Squid buffers its log too. A line is at most one loop iteration late. Ownership: embedded in the
+ * loop's context; lf is shared and outlives it. */
+struct access_log_buf {
+    struct log_file *lf;
+    char *data;
+    size_t len, cap;
+};
+
+int access_log_buf_init(struct access_log_buf *b, struct log_file *lf, size_t cap);
+/* Flushes, then frees. */
+void access_log_buf_free(struct access_log_buf *b);
+void access_log_append(struct access_log_buf *b, const struct access_entry *e);
+void access_log_flush(struct access_log_buf *b);
 
 #endif

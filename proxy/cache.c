@@ -74,6 +74,8 @@ int cache_loop_init(struct cache_loop *cl, struct cache *c, uv_loop_t *loop)
     cl->wakeup.data = cl;
     int rc = store_rtxn_begin(c->store, &cl->rtxn);
     if (rc == 0)
+        rc = store_hasher_new(&cl->hasher);
+    if (rc == 0)
         rc = store_wclient_new(c->writer, writer_notify, &cl->wakeup, &cl->wc);
     cl->open = 1;
     return rc;
@@ -99,12 +101,14 @@ void cache_loop_close(struct cache_loop *cl)
         store_rtxn_end(cl->rtxn);
         cl->rtxn = NULL;
     }
+    store_hasher_free(cl->hasher);
+    cl->hasher = NULL;
     uv_close((uv_handle_t *)&cl->wakeup, on_wakeup_closed);
 }
 
-void cache_primary_key(const char *url, size_t url_len, struct store_key *out)
+void cache_primary_key(struct cache_loop *cl, const char *url, size_t url_len, struct store_key *out)
 {
-    store_key_primary(out, "GET", 3, url, url_len);
+    store_key_primary(cl->hasher, out, "GET", 3, url, url_len);
 }
 
 void cache_entry_release(struct cache_entry *e)
@@ -118,7 +122,7 @@ int cache_lookup(struct cache_loop *cl, const char *url, size_t url_len, const s
                  struct cache_entry *e)
 {
     memset(e, 0, sizeof(*e));
-    cache_primary_key(url, url_len, &e->pkey);
+    cache_primary_key(cl, url, url_len, &e->pkey);
     struct store_key keys[CACHE_MAX_VARIANTS];
     size_t n_total = 0;
     int rc = store_variants_get(cl->rtxn, &e->pkey, keys, CACHE_MAX_VARIANTS, &n_total);

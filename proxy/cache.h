@@ -32,6 +32,7 @@ struct cache {
 struct cache_loop {
     struct cache *cache;
     struct store_rtxn *rtxn;   /* reset between uses: each read is one short transaction */
+    struct store_hasher *hasher; /* this loop's SHA-256 for keys */
     struct store_wclient *wc;  /* writer completions for this loop */
     uv_async_t wakeup;         /* the writer thread signals completions here */
     int open;
@@ -55,7 +56,7 @@ int cache_loop_init(struct cache_loop *cl, struct cache *c, uv_loop_t *loop);
 void cache_loop_close(struct cache_loop *cl);
 
 /* The primary key of a URL for GET (HEAD uses GET's entries: RFC 9111 s4 lets a stored GET answer HEAD). */
-void cache_primary_key(const char *url, size_t url_len, struct store_key *out);
+void cache_primary_key(struct cache_loop *cl, const char *url, size_t url_len, struct store_key *out);
 
 /* Finds the stored response for (url, req): the variant whose Vary-selected request fields match
  * (RFC 9111 s4.1). 0 with e->found 1 or 0, or a negative store code (a damaged record is reported

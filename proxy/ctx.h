@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "proxy/access_log.h"
 #include "proxy/buf.h"
 #include "proxy/cache.h"
 #include "proxy/client_limit.h"
@@ -70,7 +71,8 @@ struct proxy_ctx {
     const struct proxy_config *cfg;
     struct proxy_shared *shared;
     struct log_file *log;    /* = &shared->error_log */
-    struct log_file *access; /* = &shared->access_log */
+    struct access_log_buf access; /* this loop's lines for shared->access_log */
+    uv_check_t access_flush;      /* writes them once per loop iteration */
     struct resolver *resolver;
     struct metrics metrics;
     struct buf_pool bufs;     /* 64 KiB blocks for socket reads */

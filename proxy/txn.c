@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -52,7 +53,9 @@ static struct txn *txn_alloc(struct proxy_ctx *ctx)
         ctx->spare_txns = *(void **)t;
         ctx->n_spare_txns--;
         struct arena keep = t->arena; /* already reset when it was put back */
-        memset(t, 0, sizeof(*t));
+        memset(t, 0, offsetof(struct txn, url));
+        t->url[0] = '\0';
+        t->authority[0] = '\0';
         t->arena = keep;
     } else {
         t = calloc(1, sizeof(*t));
@@ -174,11 +177,11 @@ struct http_msg *txn_request_msg(struct txn *t, struct arena **arena)
     return &t->req;
 }
 
-static double wall_now(void)
+static uint64_t wall_now_ms(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
 static void log_access(struct txn *t, const char *client)
@@ -191,7 +194,7 @@ static void log_access(struct txn *t, const char *client)
              t->req.method_name ? t->req.method_name : "NONE");
     const char *url = t->url[0] ? t->url : (t->req.target ? t->req.target : "-");
     struct access_entry e = {
-        .end_time = wall_now(),
+        .end_ms = wall_now_ms(),
         .elapsed_ms = uv_now(t->ctx->loop) - t->start_ms,
         .client = client,
         .result = t->result,
@@ -203,17 +206,17 @@ static void log_access(struct txn *t, const char *client)
         .peer = t->peer,
         .type = t->content_type[0] ? t->content_type : "-",
     };
-    access_log_write(t->ctx->access, &e);
+    access_log_append(&t->ctx->access, &e);
 }
 
 void txn_log_rejected(struct client_conn *cc, struct txn *t, int status, uint64_t bytes)
 {
     if (t == NULL) {
         struct access_entry e = {
-            .end_time = wall_now(), .client = cc->peer, .result = "TAG_NONE", .status = status, .bytes = bytes,
+            .end_ms = wall_now_ms(), .client = cc->peer, .result = "TAG_NONE", .status = status, .bytes = bytes,
             .method = "NONE", .url = "error:invalid-request", .hierarchy = "HIER_NONE", .peer = "-", .type = "-",
         };
-        access_log_write(cc->ctx->access, &e);
+        access_log_append(&cc->ctx->access, &e);
         return;
     }
     t->status = status;

@@ -329,7 +329,7 @@ static void fill_commit(struct txn *t)
     }
     rec.body_len = t->fill_len;
     struct store_key vkey;
-    store_key_variant(&vkey, &t->entry.pkey, t->variant, t->variant_len);
+    store_key_variant(t->ctx->cache.hasher, &vkey, &t->entry.pkey, t->variant, t->variant_len);
     struct fill_ticket *tk = ticket_new(t, 1);
     if (tk == NULL) {
         txn__fill_abort(t);
@@ -709,7 +709,7 @@ static void invalidate_after_unsafe(struct txn *t, const struct http_msg *resp)
                                        have[1] ? &loc[1] : NULL, out);
     for (size_t i = 0; i < n; i++) {
         struct store_key pkey;
-        cache_primary_key(out[i].uri, out[i].uri_len, &pkey);
+        cache_primary_key(&t->ctx->cache, out[i].uri, out[i].uri_len, &pkey);
         store_writer_delete_primary(t->ctx->cache.wc, &pkey, on_invalidated, t->ctx);
     }
 }

@@ -53,9 +53,7 @@ struct txn {
     struct http_msg req;        /* as forwarded (validators may have been added) */
     struct http_msg client_req; /* as the client sent it: its own conditionals, for evaluating them */
     struct http_uri uri;
-    char url[8192 + 300];    /* normalised absolute URI: cache key and log */
     size_t url_len;
-    char authority[300];     /* pool key */
     struct http_msg *resp;   /* current upstream response (an interim one until the final) */
     struct origin_conn *oc;
     enum txn_mode mode;
@@ -129,6 +127,11 @@ struct txn {
     int max_forwards;   /* -1 when absent */
     uint64_t req_body_bytes; /* request body bytes forwarded so far */
     struct list_node reval_link; /* in ctx->detached while running without a client */
+
+    /* Large strings last: a recycled transaction is cleared up to here only (txn_alloc), since
+     * clearing 8 KiB per request was a fifth of a small hit's instructions. Only [0] is reset. */
+    char url[8192 + 300];    /* normalised absolute URI: cache key and log */
+    char authority[300];     /* pool key */
 };
 
 void txn__check(const struct txn *t);

@@ -13,6 +13,7 @@
 #define WORKER_BUF_BLOCK (64 * 1024)
 #define WORKER_BUF_FREE_MAX LARDER_POOL(256)
 #define WORKER_DRAIN_POLL_MS 20
+#define WORKER_ACCESS_BUF (64 * 1024)
 #define WORKER_BIG_BUF_FREE_MAX LARDER_POOL(64) /* 16 MiB kept: a burst of large hits does not mmap and munmap 256 KiB per chunk */
 
 struct worker {
@@ -49,6 +50,7 @@ static void finish(struct worker *w)
     }
     cache_loop_close(&ctx->cache);
     uv_close((uv_handle_t *)&ctx->flight_wakeup, NULL);
+    uv_close((uv_handle_t *)&ctx->access_flush, NULL);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_close((uv_handle_t *)&w->deadline, NULL);
     uv_close((uv_handle_t *)&w->drain_poll, NULL);
@@ -89,6 +91,12 @@ static void begin_shutdown(struct worker *w)
     uv_timer_start(&w->drain_poll, on_drain_poll, 0, WORKER_DRAIN_POLL_MS);
 }
 
+static void on_access_flush(uv_check_t *c)
+{
+    struct proxy_ctx *ctx = c->data;
+    access_log_flush(&ctx->access);
+}
+
 static void on_flight_wakeup(uv_async_t *a)
 {
     txn_flights_progressed(a->data);
@@ -116,7 +124,12 @@ int worker_init(struct worker **out, struct proxy_shared *shared, unsigned id, c
     ctx->cfg = cfg;
     ctx->shared = shared;
     ctx->log = &shared->error_log;
-    ctx->access = &shared->access_log;
+    if (access_log_buf_init(&ctx->access, &shared->access_log, WORKER_ACCESS_BUF) != 0)
+        LOG_WARN(ctx->log, 0, "access log: no buffer, writing line by line");
+    uv_check_init(&w->loop, &ctx->access_flush);
+    ctx->access_flush.data = ctx;
+    uv_check_start(&ctx->access_flush, on_access_flush);
+    uv_unref((uv_handle_t *)&ctx->access_flush); /* it never keeps the loop alive by itself */
     ctx->worker_id = id;
     ctx->next_txn_id = (uint64_t)id << 48; /* ids stay unique across workers */
     list_init(&ctx->clients);
@@ -161,6 +174,7 @@ fail:
     uv_loop_close(&w->loop);
     buf_pool_destroy(&ctx->bufs);
     buf_pool_destroy(&ctx->big_bufs);
+    access_log_buf_free(&ctx->access);
     free(w);
     return -1;
 }
@@ -200,6 +214,7 @@ void worker_free(struct worker *w)
     if (rc != 0)
         LOG_WARN(w->ctx.log, 0, "event loop closed with handles still open");
     txn_pool_drain(&w->ctx);
+    access_log_buf_free(&w->ctx.access); /* lines of the last iteration */
     buf_pool_destroy(&w->ctx.bufs);
     buf_pool_destroy(&w->ctx.big_bufs);
     free(w);

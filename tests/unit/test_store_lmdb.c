@@ -88,8 +88,8 @@ static struct obj obj_make(const char *uri, const char *variant, unsigned seed, 
     snprintf(o.variant, sizeof(o.variant), "%s", variant ? variant : "");
     o.seed = seed;
     o.len = len;
-    ASSERT_EQ(store_key_primary(&o.pkey, "GET", 3, o.uri, strlen(o.uri)), 0);
-    ASSERT_EQ(store_key_variant(&o.vkey, &o.pkey, o.variant, strlen(o.variant)), 0);
+    ASSERT_EQ(store_key_primary(NULL, &o.pkey, "GET", 3, o.uri, strlen(o.uri)), 0);
+    ASSERT_EQ(store_key_variant(NULL, &o.vkey, &o.pkey, o.variant, strlen(o.variant)), 0);
     return o;
 }
 
@@ -805,7 +805,7 @@ static void test_hit_table(void)
     int said_fold = 0;
     for (unsigned i = 0; i < 5000; i++) {
         struct store_key k;
-        ASSERT_EQ(store_key_primary(&k, "GET", 3, &i, sizeof(i)), 0);
+        ASSERT_EQ(store_key_primary(NULL, &k, "GET", 3, &i, sizeof(i)), 0);
         said_fold |= store_note_hit(s, &k);
     }
     ASSERT(said_fold);

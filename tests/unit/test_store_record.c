@@ -321,32 +321,60 @@ static void test_keys_known_vectors(void)
 {
     struct store_key p, v, v0;
     char hex[STORE_KEY_HEX_LEN];
-    ASSERT_EQ(store_key_primary(&p, "GET", 3, "http://example.com/a", 20), 0);
+    ASSERT_EQ(store_key_primary(NULL, &p, "GET", 3, "http://example.com/a", 20), 0);
     key_hex(&p, hex);
     ASSERT_STR_EQ(hex, "3cf4da98a21b9a1a01a097a1dde114dd7d1aed810492a36453c3f8283d76463b");
-    ASSERT_EQ(store_key_variant(&v, &p, "accept-encoding=gzip", 20), 0);
+    ASSERT_EQ(store_key_variant(NULL, &v, &p, "accept-encoding=gzip", 20), 0);
     key_hex(&v, hex);
     ASSERT_STR_EQ(hex, "beaa9a03c8d02c97b44747b574731d858b36b92bac3a72a4b5ffccc9bff70b12");
-    ASSERT_EQ(store_key_variant(&v0, &p, NULL, 0), 0);
+    ASSERT_EQ(store_key_variant(NULL, &v0, &p, NULL, 0), 0);
     key_hex(&v0, hex);
     ASSERT_STR_EQ(hex, "9dd654c267da39709175e2d5702e8058549c97bacbf8fba3aedb4df1d045aeb8");
+}
+
+/* A hasher (fetched once, context reused) gives the same keys as the one-off path, key after key. */
+static void test_keys_with_hasher(void)
+{
+    struct store_hasher *h = NULL;
+    ASSERT_EQ(store_hasher_new(&h), 0);
+    for (int round = 0; round < 3; round++) {
+        struct store_key p, v, p1, v1;
+        char hex[STORE_KEY_HEX_LEN];
+        ASSERT_EQ(store_key_primary(h, &p, "GET", 3, "http://example.com/a", 20), 0);
+        key_hex(&p, hex);
+        ASSERT_STR_EQ(hex, "3cf4da98a21b9a1a01a097a1dde114dd7d1aed810492a36453c3f8283d76463b");
+        ASSERT_EQ(store_key_variant(h, &v, &p, "accept-encoding=gzip", 20), 0);
+        key_hex(&v, hex);
+        ASSERT_STR_EQ(hex, "beaa9a03c8d02c97b44747b574731d858b36b92bac3a72a4b5ffccc9bff70b12");
+        char url[64];
+        int n = snprintf(url, sizeof(url), "http://h/%d", round * 7919);
+        ASSERT_EQ(store_key_primary(h, &p, "GET", 3, url, (size_t)n), 0);
+        ASSERT_EQ(store_key_primary(NULL, &p1, "GET", 3, url, (size_t)n), 0);
+        ASSERT(memcmp(p.b, p1.b, STORE_KEY_LEN) == 0);
+        ASSERT_EQ(store_key_variant(h, &v, &p, NULL, 0), 0);
+        ASSERT_EQ(store_key_variant(NULL, &v1, &p1, NULL, 0), 0);
+        ASSERT(memcmp(v.b, v1.b, STORE_KEY_LEN) == 0);
+        ASSERT_EQ(store_key_primary(h, &p, "", 0, url, (size_t)n), -EINVAL);
+    }
+    store_hasher_free(h);
+    store_hasher_free(NULL);
 }
 
 static void test_keys_distinct(void)
 {
     struct store_key a, b, c, d, v;
-    ASSERT_EQ(store_key_primary(&a, "GET", 3, "Xhttp://h/", 10), 0);
-    ASSERT_EQ(store_key_primary(&b, "GETX", 4, "http://h/", 9), 0); /* same concatenation, other split */
+    ASSERT_EQ(store_key_primary(NULL, &a, "GET", 3, "Xhttp://h/", 10), 0);
+    ASSERT_EQ(store_key_primary(NULL, &b, "GETX", 4, "http://h/", 9), 0); /* same concatenation, other split */
     ASSERT(memcmp(a.b, b.b, STORE_KEY_LEN) != 0);
-    ASSERT_EQ(store_key_primary(&c, "HEAD", 4, "http://h/", 9), 0);
+    ASSERT_EQ(store_key_primary(NULL, &c, "HEAD", 4, "http://h/", 9), 0);
     ASSERT(memcmp(b.b, c.b, STORE_KEY_LEN) != 0);
-    ASSERT_EQ(store_key_primary(&d, "HEAD", 4, "http://h/", 9), 0);
+    ASSERT_EQ(store_key_primary(NULL, &d, "HEAD", 4, "http://h/", 9), 0);
     ASSERT(memcmp(c.b, d.b, STORE_KEY_LEN) == 0); /* deterministic */
-    ASSERT_EQ(store_key_variant(&v, &c, NULL, 0), 0);
+    ASSERT_EQ(store_key_variant(NULL, &v, &c, NULL, 0), 0);
     ASSERT(memcmp(v.b, c.b, STORE_KEY_LEN) != 0); /* no-Vary variant differs from its primary */
-    ASSERT_EQ(store_key_primary(&a, "", 0, "http://h/", 9), -EINVAL);
-    ASSERT_EQ(store_key_primary(&a, "GET", 3, "", 0), -EINVAL);
-    ASSERT_EQ(store_key_variant(&a, &c, NULL, 3), -EINVAL);
+    ASSERT_EQ(store_key_primary(NULL, &a, "", 0, "http://h/", 9), -EINVAL);
+    ASSERT_EQ(store_key_primary(NULL, &a, "GET", 3, "", 0), -EINVAL);
+    ASSERT_EQ(store_key_variant(NULL, &a, &c, NULL, 3), -EINVAL);
 }
 
 static void test_body_key_order(void)
@@ -379,6 +407,7 @@ int main(void)
     RUN_TEST(test_record_mutation_fuzz);
     RUN_TEST(test_record_set_body);
     RUN_TEST(test_keys_known_vectors);
+    RUN_TEST(test_keys_with_hasher);
     RUN_TEST(test_keys_distinct);
     RUN_TEST(test_body_key_order);
     RUN_TEST(test_strerror_names_codes);

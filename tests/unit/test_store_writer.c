@@ -181,8 +181,8 @@ static struct obj obj_make(const char *uri, unsigned seed, size_t len)
     snprintf(o.uri, sizeof(o.uri), "%s", uri);
     o.seed = seed;
     o.len = len;
-    ASSERT_EQ(store_key_primary(&o.pkey, "GET", 3, o.uri, strlen(o.uri)), 0);
-    ASSERT_EQ(store_key_variant(&o.vkey, &o.pkey, NULL, 0), 0);
+    ASSERT_EQ(store_key_primary(NULL, &o.pkey, "GET", 3, o.uri, strlen(o.uri)), 0);
+    ASSERT_EQ(store_key_variant(NULL, &o.vkey, &o.pkey, NULL, 0), 0);
     return o;
 }
 
