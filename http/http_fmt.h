@@ -35,26 +35,15 @@ static inline char *fmt_i64(char *p, int64_t v)
     return fmt_u64(p, (uint64_t)v);
 }
 
-/* Right-aligned in `width` columns (spaces before), like "%6llu"; wider numbers are not cut. */
-static inline char *fmt_u64_width(char *p, uint64_t v, size_t width)
+/* Right-aligned in `width` columns, padded with `pad`: ' ' for "%6llu", '0' for "%03d". Wider numbers
+ * are not cut. */
+static inline char *fmt_u64_pad(char *p, uint64_t v, size_t width, char pad)
 {
     char tmp[FMT_U64_MAX];
     char *end = fmt_u64(tmp, v);
     size_t n = (size_t)(end - tmp);
     for (size_t i = n; i < width; i++)
-        *p++ = ' ';
-    memcpy(p, tmp, n);
-    return p + n;
-}
-
-/* Zero-padded to `width` digits, like "%03d". */
-static inline char *fmt_u64_zero(char *p, uint64_t v, size_t width)
-{
-    char tmp[FMT_U64_MAX];
-    char *end = fmt_u64(tmp, v);
-    size_t n = (size_t)(end - tmp);
-    for (size_t i = n; i < width; i++)
-        *p++ = '0';
+        *p++ = pad;
     memcpy(p, tmp, n);
     return p + n;
 }

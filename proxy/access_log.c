@@ -49,15 +49,15 @@ size_t access_log_format(char *out, const struct access_entry *e)
     char *p = out;
     p = fmt_u64(p, e->end_ms / 1000);
     *p++ = '.';
-    p = fmt_u64_zero(p, e->end_ms % 1000, 3);
+    p = fmt_u64_pad(p, e->end_ms % 1000, 3, '0');
     *p++ = ' ';
-    p = fmt_u64_width(p, e->elapsed_ms, 6);
+    p = fmt_u64_pad(p, e->elapsed_ms, 6, ' ');
     *p++ = ' ';
     p = put_str(p, e->client, "-");
     *p++ = ' ';
     p = put_str(p, e->result, "NONE");
     *p++ = '/';
-    p = fmt_u64_zero(p, e->status >= 0 && e->status < 1000 ? (uint64_t)e->status : 0, 3);
+    p = fmt_u64_pad(p, e->status >= 0 && e->status < 1000 ? (uint64_t)e->status : 0, 3, '0');
     *p++ = ' ';
     p = fmt_u64(p, e->bytes);
     *p++ = ' ';

@@ -14,10 +14,10 @@ static void test_fmt(void)
     ASSERT_MEM_STR_EQ(b, (size_t)(fmt_u64(b, 18446744073709551615u) - b), "18446744073709551615");
     ASSERT_MEM_STR_EQ(b, (size_t)(fmt_i64(b, INT64_MIN) - b), "-9223372036854775808");
     ASSERT_MEM_STR_EQ(b, (size_t)(fmt_i64(b, -42) - b), "-42");
-    ASSERT_MEM_STR_EQ(b, (size_t)(fmt_u64_width(b, 12, 6) - b), "    12");
-    ASSERT_MEM_STR_EQ(b, (size_t)(fmt_u64_width(b, 1234567, 6) - b), "1234567");
-    ASSERT_MEM_STR_EQ(b, (size_t)(fmt_u64_zero(b, 7, 3) - b), "007");
-    ASSERT_MEM_STR_EQ(b, (size_t)(fmt_u64_zero(b, 0, 3) - b), "000");
+    ASSERT_MEM_STR_EQ(b, (size_t)(fmt_u64_pad(b, 12, 6, ' ') - b), "    12");
+    ASSERT_MEM_STR_EQ(b, (size_t)(fmt_u64_pad(b, 1234567, 6, ' ') - b), "1234567");
+    ASSERT_MEM_STR_EQ(b, (size_t)(fmt_u64_pad(b, 7, 3, '0') - b), "007");
+    ASSERT_MEM_STR_EQ(b, (size_t)(fmt_u64_pad(b, 0, 3, '0') - b), "000");
     ASSERT_MEM_STR_EQ(b, (size_t)(fmt_hex(b, 0) - b), "0");
     ASSERT_MEM_STR_EQ(b, (size_t)(fmt_hex(b, 0x3ffff) - b), "3ffff");
     ASSERT_MEM_STR_EQ(b, (size_t)(fmt_hex(b, UINT64_MAX) - b), "ffffffffffffffff");
