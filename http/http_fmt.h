@@ -69,4 +69,14 @@ static inline char *fmt_str(char *p, const char *s, size_t len)
     return p + len;
 }
 
+/* Copies at most cap - 1 of len bytes into dst and terminates it (cap > 0): a field value cut to a
+ * fixed buffer, like snprintf "%.*s" without the format. Returns the bytes copied. */
+static inline size_t fmt_copy_cut(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t n = len < cap - 1 ? len : cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
 #endif

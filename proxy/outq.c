@@ -90,37 +90,58 @@ int outq_push_static(struct outq *q, const char *ptr, size_t len)
     return push(q, NULL, ptr, len);
 }
 
+/* Room for len bytes: at the end of the scratch block when they fit in half of one, else in a block of
+ * their own (generated heads with many fields). Returns the block (a reference the caller releases
+ * through outq_commit) and where to write, or NULL. */
+static struct buf_block *room(struct outq *q, size_t len, char **at)
+{
+    if (len > SCRATCH_SIZE / 2) {
+        struct buf_block *b = buf_new(len);
+        if (b != NULL)
+            *at = b->data;
+        return b;
+    }
+    struct buf_block *s = q->scratch;
+    if (s == NULL || SCRATCH_SIZE - s->used < len) {
+        if (s)
+            buf_unref(s);
+        s = q->scratch = buf_new(SCRATCH_SIZE);
+        if (s == NULL)
+            return NULL;
+        s->used = 0;
+    }
+    *at = s->data + s->used;
+    buf_ref(s);
+    return s;
+}
+
+char *outq_reserve(struct outq *q, size_t len)
+{
+    char *at = NULL;
+    q->reserved = room(q, len, &at);
+    return q->reserved != NULL ? at : NULL;
+}
+
+int outq_commit(struct outq *q, const char *at, size_t len)
+{
+    struct buf_block *b = q->reserved;
+    q->reserved = NULL;
+    if (b == q->scratch)
+        b->used = (uint32_t)(at + len - b->data);
+    int rc = q->failed ? 0 : push(q, b, at, len);
+    buf_unref(b);
+    return rc;
+}
+
 int outq_push_copy(struct outq *q, const void *ptr, size_t len)
 {
     if (q->failed)
         return 0;
-    if (len > SCRATCH_SIZE / 2) {
-        /* Large copies (generated heads with many fields) get a block of their own. */
-        struct buf_block *b = buf_new(len);
-        if (b == NULL)
-            return -ENOMEM;
-        memcpy(b->data, ptr, len);
-        int rc = push(q, b, b->data, len);
-        buf_unref(b);
-        return rc;
-    }
-    /* The scratch block is reused while it has room. */
-    struct buf_block *s = q->scratch;
-    size_t used = s ? s->used : 0;
-    if (s == NULL || SCRATCH_SIZE - used < len) {
-        if (s)
-            buf_unref(s);
-        s = buf_new(SCRATCH_SIZE);
-        if (s == NULL) {
-            q->scratch = NULL;
-            return -ENOMEM;
-        }
-        q->scratch = s;
-        used = 0;
-    }
-    memcpy(s->data + used, ptr, len);
-    s->used = (uint32_t)(used + len);
-    return push(q, s, s->data + used, len);
+    char *at = outq_reserve(q, len);
+    if (at == NULL)
+        return -ENOMEM;
+    memcpy(at, ptr, len);
+    return outq_commit(q, at, len);
 }
 
 static void on_write(uv_write_t *req, int status);

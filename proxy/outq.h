@@ -38,6 +38,7 @@ struct outq {
     size_t n_pending, cap_pending;
     struct outq_write *inflight; /* at most one */
     struct buf_block *scratch;   /* for copied bytes */
+    struct buf_block *reserved;  /* between outq_reserve and outq_commit */
     size_t bytes;                /* pending + in flight */
     size_t high_water, low_water;
     int above_high;              /* went above high water: on_drain is due at low water */
@@ -61,6 +62,10 @@ int outq_push_block(struct outq *q, struct buf_block *blk, const char *ptr, size
 int outq_push_static(struct outq *q, const char *ptr, size_t len);
 /* Queue a copy of these bytes. */
 int outq_push_copy(struct outq *q, const void *ptr, size_t len);
+/* Room to build up to len bytes in place (a response head), queued by outq_commit(q, at, n) with
+ * n <= len; nothing else may be pushed in between. NULL when out of memory. */
+char *outq_reserve(struct outq *q, size_t len);
+int outq_commit(struct outq *q, const char *at, size_t len);
 /* Start a write of everything pending if none is in flight. */
 void outq_flush(struct outq *q);
 

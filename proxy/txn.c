@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "http/http_fmt.h"
 #include "http/http_write.h"
 #include "proxy/access_log.h"
 #include "proxy/reply.h"
@@ -74,7 +75,8 @@ static struct txn *txn_alloc(struct proxy_ctx *ctx)
     t->start_ms = uv_now(ctx->loop);
     t->result = "TCP_MISS";
     t->hier = "HIER_NONE";
-    snprintf(t->peer, sizeof(t->peer), "-");
+    t->peer[0] = '-';
+    t->peer[1] = '\0';
     t->max_forwards = -1;
     list_init(&t->reval_link);
     list_init(&t->follow_link);
@@ -190,8 +192,10 @@ static void log_access(struct txn *t, const char *client)
         return;
     t->logged = 1;
     char method[32];
-    snprintf(method, sizeof(method), "%.*s", (int)(t->req.method_len < 31 ? t->req.method_len : 31),
-             t->req.method_name ? t->req.method_name : "NONE");
+    if (t->req.method_name != NULL)
+        fmt_copy_cut(method, sizeof(method), t->req.method_name, t->req.method_len);
+    else
+        fmt_copy_cut(method, sizeof(method), "NONE", 4);
     const char *url = t->url[0] ? t->url : (t->req.target ? t->req.target : "-");
     struct access_entry e = {
         .end_ms = wall_now_ms(),
@@ -227,23 +231,69 @@ void txn_log_rejected(struct client_conn *cc, struct txn *t, int status, uint64_
     log_access(t, cc->peer);
 }
 
-void txn__cache_status(const struct txn *t, char *buf, size_t len)
+size_t txn__cache_status(const struct txn *t, char *buf)
 {
     /* RFC 9211 s2: the cache's name, then either "hit" or "fwd=<why>", with parameters. */
-    int n;
+    const char *name = txn__via_name(t);
+    char *p = fmt_str(buf, name, strnlen(name, TXN_NAME_MAX));
     if (t->hit) {
-        n = snprintf(buf, len, "%s; hit", txn__via_name(t));
-        if (t->hit_ttl != INT64_MIN && n > 0 && (size_t)n < len)
-            n += snprintf(buf + n, len - (size_t)n, "; ttl=%" PRId64, t->hit_ttl);
-        return;
+        p = fmt_str(p, "; hit", 5);
+        if (t->hit_ttl != INT64_MIN) {
+            p = fmt_str(p, "; ttl=", 6);
+            p = fmt_i64(p, t->hit_ttl);
+        }
+    } else {
+        const char *fwd = t->fwd ? t->fwd : "miss";
+        p = fmt_str(p, "; fwd=", 6);
+        p = fmt_str(p, fwd, strnlen(fwd, 32));
+        if (t->fwd_status) {
+            p = fmt_str(p, "; fwd-status=", 13);
+            p = fmt_u64(p, (uint64_t)(t->fwd_status & 0xffff));
+        }
+        if (t->stored)
+            p = fmt_str(p, "; stored", 8);
+        if (t->collapsed)
+            p = fmt_str(p, "; collapsed", 11);
     }
-    n = snprintf(buf, len, "%s; fwd=%s", txn__via_name(t), t->fwd ? t->fwd : "miss");
-    if (t->fwd_status && n > 0 && (size_t)n < len)
-        n += snprintf(buf + n, len - (size_t)n, "; fwd-status=%d", t->fwd_status);
-    if (t->stored && n > 0 && (size_t)n < len)
-        n += snprintf(buf + n, len - (size_t)n, "; stored");
-    if (t->collapsed && n > 0 && (size_t)n < len)
-        snprintf(buf + n, len - (size_t)n, "; collapsed");
+    *p = '\0';
+    return (size_t)(p - buf);
+}
+
+void txn__via_value(const struct txn *t, int major, int minor, char *out)
+{
+    const char *name = txn__via_name(t);
+    char *p = fmt_u64(out, (uint64_t)(major & 0xff));
+    *p++ = '.';
+    p = fmt_u64(p, (uint64_t)(minor & 0xff));
+    *p++ = ' ';
+    p = fmt_str(p, name, strnlen(name, TXN_NAME_MAX));
+    *p = '\0';
+}
+
+char *txn__status_line(struct txn *t, int status, const char *reason, size_t reason_len)
+{
+    char *line = arena_alloc(&t->arena, 16 + reason_len);
+    if (line == NULL)
+        return NULL;
+    char *p = fmt_str(line, "HTTP/1.1 ", 9);
+    p = fmt_u64_pad(p, (uint64_t)(status >= 0 && status < 1000 ? status : 0), 3, '0');
+    *p++ = ' ';
+    p = fmt_str(p, reason, reason_len);
+    *p = '\0';
+    return line;
+}
+
+long txn__queue_head(struct outq *q, const char *start, const struct http_msg *m, const struct http_extra_field *extra,
+                     size_t n_extra)
+{
+    size_t size = http_head_size(start, m, extra, n_extra);
+    char *at = outq_reserve(q, size);
+    if (at == NULL)
+        return -1;
+    size_t len = http_head_write(at, start, m, extra, n_extra);
+    if (outq_commit(q, at, len) != 0)
+        return -1;
+    return (long)len;
 }
 
 /* The transaction is over once its response is queued, its request has been read (or will not be:
@@ -491,7 +541,7 @@ void txn_tunnel_closed(struct txn *t, const char *client, int status, uint64_t b
     t->hier = "HIER_DIRECT";
     t->status = status;
     t->bytes_out = bytes;
-    snprintf(t->peer, sizeof(t->peer), "%s", peer);
+    fmt_copy_cut(t->peer, sizeof(t->peer), peer, strlen(peer));
     log_access(t, client);
     t->cc = NULL;
     txn_free(t);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/http_fmt.h"
 #include "http/http_write.h"
 #include "http/stored_head.h"
 #include "proxy/resolver.h"
@@ -19,7 +20,7 @@ void txn__dial(struct txn *t)
     struct origin_conn *oc = origin_pool_take(t->ctx, t->authority, &origin_cb, t);
     if (oc != NULL) {
         t->oc = oc;
-        snprintf(t->peer, sizeof(t->peer), "%s", oc->peer);
+        fmt_copy_cut(t->peer, sizeof(t->peer), oc->peer, strlen(oc->peer));
         origin_cb.on_connected(t);
         return;
     }
@@ -51,13 +52,13 @@ static int send_request_head(struct txn *t)
     http_msg_remove(r, "host");
     http_msg_remove(r, "content-length");
     char *start = arena_printf(&t->arena, "%.*s %s HTTP/1.1", (int)r->method_len, r->method_name, target);
-    char via[300], clen[32], mf[16];
-    snprintf(via, sizeof(via), "%d.%d %s", r->version_major, r->version_minor, txn__via_name(t));
+    char via[TXN_VIA_MAX], clen[FMT_U64_MAX + 1], mf[16];
+    txn__via_value(t, r->version_major, r->version_minor, via);
     struct http_extra_field extra[5];
     size_t n = 0;
     extra[n++] = (struct http_extra_field){"Host", host};
     if (r->framing == HTTP_BODY_LENGTH) {
-        snprintf(clen, sizeof(clen), "%" PRIu64, r->content_length);
+        *fmt_u64(clen, r->content_length) = '\0';
         extra[n++] = (struct http_extra_field){"Content-Length", clen};
     } else if (r->framing == HTTP_BODY_CHUNKED) {
         extra[n++] = (struct http_extra_field){"Transfer-Encoding", "chunked"};
@@ -68,17 +69,8 @@ static int send_request_head(struct txn *t)
         extra[n++] = (struct http_extra_field){"Max-Forwards", mf};
     }
     extra[n++] = (struct http_extra_field){"Via", via};
-    if (start == NULL)
+    if (start == NULL || txn__queue_head(&t->oc->out, start, r, extra, n) < 0)
         return -ENOMEM;
-    size_t size = http_head_size(start, r, extra, n);
-    struct buf_block *b = buf_new(size);
-    if (b == NULL)
-        return -ENOMEM;
-    size_t len = http_head_write(b->data, start, r, extra, n);
-    int rc = outq_push_block(&t->oc->out, b, b->data, len);
-    buf_unref(b);
-    if (rc != 0)
-        return rc;
     outq_flush(&t->oc->out);
     METRIC_INC(&t->ctx->metrics, upstream_requests);
     return 0;
@@ -88,7 +80,7 @@ static void on_origin_connected(void *data)
 {
     struct txn *t = data;
     txn__check(t);
-    snprintf(t->peer, sizeof(t->peer), "%s", t->oc->peer);
+    fmt_copy_cut(t->peer, sizeof(t->peer), t->oc->peer, strlen(t->oc->peer));
     t->hier = "HIER_DIRECT";
     if (send_request_head(t) != 0) {
         METRIC_INC(&t->ctx->metrics, errors_internal);
@@ -109,8 +101,9 @@ static void on_origin_connected(void *data)
 static int push_chunk_header(struct outq *q, size_t len)
 {
     char h[24];
-    int n = snprintf(h, sizeof(h), "%zx\r\n", len);
-    return outq_push_copy(q, h, (size_t)n);
+    char *p = fmt_hex(h, len);
+    p = fmt_str(p, "\r\n", 2);
+    return outq_push_copy(q, h, (size_t)(p - h));
 }
 
 /* Writes "0" CRLF, the trailer fields that may travel (not hop-by-hop), and the final CRLF. */
@@ -513,7 +506,7 @@ static int send_response_head(struct txn *t, struct http_msg *resp)
     http_mark_hop_by_hop(resp);
     struct http_extra_field extra[5];
     size_t n = 0;
-    char clen[32], via[300], cs[300];
+    char clen[FMT_U64_MAX + 1], via[TXN_VIA_MAX], cs[TXN_CACHE_STATUS_MAX];
     switch (resp->framing) {
     case HTTP_BODY_NONE:
         /* HEAD and 304 keep the Content-Length that describes the representation (RFC 9110 s8.6);
@@ -524,7 +517,7 @@ static int send_response_head(struct txn *t, struct http_msg *resp)
         break;
     case HTTP_BODY_LENGTH:
         http_msg_remove(resp, "content-length");
-        snprintf(clen, sizeof(clen), "%" PRIu64, resp->content_length);
+        *fmt_u64(clen, resp->content_length) = '\0';
         extra[n++] = (struct http_extra_field){"Content-Length", clen};
         t->out = OUT_LENGTH;
         break;
@@ -544,25 +537,17 @@ static int send_response_head(struct txn *t, struct http_msg *resp)
         extra[n++] = (struct http_extra_field){"Connection", "close"};
     else if (t->client_http10)
         extra[n++] = (struct http_extra_field){"Connection", "keep-alive"};
-    snprintf(via, sizeof(via), "1.%d %s", resp->version_minor, txn__via_name(t));
+    txn__via_value(t, 1, resp->version_minor, via);
     extra[n++] = (struct http_extra_field){"Via", via};
-    txn__cache_status(t, cs, sizeof(cs));
+    txn__cache_status(t, cs);
     extra[n++] = (struct http_extra_field){"Cache-Status", cs};
 
-    char *start = arena_printf(&t->arena, "HTTP/1.1 %d %.*s", resp->status, (int)resp->reason_len, resp->reason);
-    if (start == NULL)
+    char *start = txn__status_line(t, resp->status, resp->reason, resp->reason_len);
+    long len = start != NULL ? txn__queue_head(&t->cc->out, start, resp, extra, n) : -1;
+    if (len < 0)
         return -ENOMEM;
-    size_t size = http_head_size(start, resp, extra, n);
-    struct buf_block *b = buf_new(size);
-    if (b == NULL)
-        return -ENOMEM;
-    size_t len = http_head_write(b->data, start, resp, extra, n);
-    int rc = outq_push_block(&t->cc->out, b, b->data, len);
-    buf_unref(b);
-    if (rc != 0)
-        return rc;
     outq_flush(&t->cc->out);
-    t->bytes_out += len;
+    t->bytes_out += (uint64_t)len;
     return 0;
 }
 
@@ -572,18 +557,12 @@ static int send_interim(struct txn *t, struct http_msg *resp)
     if (t->client_http10 || t->cc == NULL || t->head_sent)
         return 0;
     http_mark_hop_by_hop(resp);
-    char *start = arena_printf(&t->arena, "HTTP/1.1 %d %.*s", resp->status, (int)resp->reason_len, resp->reason);
-    if (start == NULL)
+    char *start = txn__status_line(t, resp->status, resp->reason, resp->reason_len);
+    long len = start != NULL ? txn__queue_head(&t->cc->out, start, resp, NULL, 0) : -1;
+    if (len < 0)
         return -1;
-    size_t size = http_head_size(start, resp, NULL, 0);
-    struct buf_block *b = buf_new(size);
-    if (b == NULL)
-        return -1;
-    size_t len = http_head_write(b->data, start, resp, NULL, 0);
-    outq_push_block(&t->cc->out, b, b->data, len);
-    buf_unref(b);
     outq_flush(&t->cc->out);
-    t->bytes_out += len;
+    t->bytes_out += (uint64_t)len;
     return 0;
 }
 
@@ -779,7 +758,7 @@ static int on_resp_head(void *data, struct http_msg *resp)
         freshen_from_head(t, resp);
     const struct http_field *ct = http_msg_find(resp, "content-type");
     if (ct != NULL)
-        snprintf(t->content_type, sizeof(t->content_type), "%.*s", (int)ct->value_len, ct->value);
+        fmt_copy_cut(t->content_type, sizeof(t->content_type), ct->value, ct->value_len);
     if (t->is_head)
         resp->framing = HTTP_BODY_NONE;
     maybe_begin_fill(t, resp);

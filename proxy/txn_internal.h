@@ -139,8 +139,22 @@ void txn__check(const struct txn *t);
 void txn__maybe_finish(struct txn *t);
 void txn__reply_local(struct txn *t, int status, const char *body, size_t len, const char *ctype, const char *extra);
 void txn__reply_error(struct txn *t, int status, const char *reason);
-/* "larder; hit; ttl=42" or "larder; fwd=uri-miss; fwd-status=200; stored" into buf. */
-void txn__cache_status(const struct txn *t, char *buf, size_t len);
+/* Longest visible_hostname used in Via and Cache-Status (longer ones are cut). */
+#define TXN_NAME_MAX 255
+#define TXN_CACHE_STATUS_MAX (TXN_NAME_MAX + 96)
+/* "larder; hit; ttl=42" or "larder; fwd=uri-miss; fwd-status=200; stored" into buf (room for
+ * TXN_CACHE_STATUS_MAX bytes), NUL-terminated. Returns the length. */
+size_t txn__cache_status(const struct txn *t, char *buf);
+#define TXN_VIA_MAX (TXN_NAME_MAX + 48)
+/* RFC 9110 s7.6.3: "1.1 larder", the protocol version of the message received, then our name, into
+ * out (TXN_VIA_MAX bytes), NUL-terminated. */
+void txn__via_value(const struct txn *t, int major, int minor, char *out);
+/* "HTTP/1.1 200 OK" (NUL-terminated) in t's arena, or NULL. */
+char *txn__status_line(struct txn *t, int status, const char *reason, size_t reason_len);
+/* Queues start line, m's fields that are not hop-by-hop or removed, then the extras, as one head built
+ * in place in the queue. Returns its length, or -1 when out of memory. */
+long txn__queue_head(struct outq *q, const char *start, const struct http_msg *m, const struct http_extra_field *extra,
+                     size_t n_extra);
 const char *txn__via_name(const struct txn *t);
 
 /* txn_fetch.c */

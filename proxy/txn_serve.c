@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/http_fmt.h"
 #include "http/http_range.h"
 #include "http/http_write.h"
 #include "http/stored_head.h"
@@ -48,29 +49,22 @@ static long send_head(struct txn *t, int status, const struct http_msg *resp, co
     size_t n = 0;
     for (size_t i = 0; i < n_extra && n < 6; i++)
         ex[n++] = extra[i];
-    char age[32], via[300], cs[300];
+    char age[FMT_U64_MAX + 2], via[TXN_VIA_MAX], cs[TXN_CACHE_STATUS_MAX];
     int64_t a = cp_current_age(resp, t->serve_request_time, t->serve_response_time, ctx_now_s(t->ctx));
-    snprintf(age, sizeof(age), "%" PRId64, a);
+    *fmt_i64(age, a) = '\0';
     ex[n++] = (struct http_extra_field){"Age", age};
     if (!t->client_ka)
         ex[n++] = (struct http_extra_field){"Connection", "close"};
     else if (t->client_http10)
         ex[n++] = (struct http_extra_field){"Connection", "keep-alive"};
-    snprintf(via, sizeof(via), "1.1 %s", txn__via_name(t));
+    txn__via_value(t, 1, 1, via);
     ex[n++] = (struct http_extra_field){"Via", via};
-    txn__cache_status(t, cs, sizeof(cs));
+    txn__cache_status(t, cs);
     ex[n++] = (struct http_extra_field){"Cache-Status", cs};
-    char *start = arena_printf(&t->arena, "HTTP/1.1 %d %s", status, http_reason_phrase(status));
-    if (start == NULL)
-        return -1;
-    size_t size = http_head_size(start, &view, ex, n);
-    struct buf_block *b = buf_new(size);
-    if (b == NULL)
-        return -1;
-    size_t len = http_head_write(b->data, start, &view, ex, n);
-    int rc = outq_push_block(&t->cc->out, b, b->data, len);
-    buf_unref(b);
-    if (rc != 0)
+    const char *reason = http_reason_phrase(status);
+    char *start = txn__status_line(t, status, reason, strlen(reason));
+    long len = start != NULL ? txn__queue_head(&t->cc->out, start, &view, ex, n) : -1;
+    if (len < 0)
         return -1;
     t->status = status;
     t->head_sent = 1;
@@ -106,8 +100,9 @@ void txn__serve_not_modified(struct txn *t, const struct http_msg *resp)
 static int push_chunk_head(struct outq *q, size_t len)
 {
     char h[24];
-    int n = snprintf(h, sizeof(h), "%zx\r\n", len);
-    return outq_push_copy(q, h, (size_t)n);
+    char *p = fmt_hex(h, len);
+    p = fmt_str(p, "\r\n", 2);
+    return outq_push_copy(q, h, (size_t)(p - h));
 }
 
 /* A stored body chunk that could not be read: the response is under way, so the only honest signal
@@ -299,7 +294,7 @@ static void serve_plan(struct txn *t, struct http_msg *resp, uint64_t body_id, i
     int64_t now = ctx_now_s(t->ctx);
     const struct http_field *ct = http_msg_find(resp, "content-type");
     if (ct != NULL)
-        snprintf(t->content_type, sizeof(t->content_type), "%.*s", (int)ct->value_len, ct->value);
+        fmt_copy_cut(t->content_type, sizeof(t->content_type), ct->value, ct->value_len);
     /* RFC 9110 s13.2.2: preconditions first (only for 200, RFC 9111 s4.3.2), then Range. */
     if (resp->status == 200 && cp_eval_conditionals(&t->client_req, resp, response_time, now) == CP_COND_NOT_MODIFIED) {
         txn__serve_not_modified(t, resp);
@@ -327,7 +322,7 @@ static void serve_plan(struct txn *t, struct http_msg *resp, uint64_t body_id, i
         METRIC_INC(&t->ctx->metrics, cache_range_hits);
         http_content_range_format(crange, sizeof(crange), &set.r[0], length);
         body_bytes = set.r[0].last - set.r[0].first + 1;
-        snprintf(clen, sizeof(clen), "%" PRIu64, body_bytes);
+        *fmt_u64(clen, body_bytes) = '\0';
         ex[n++] = (struct http_extra_field){"Content-Range", crange};
         ex[n++] = (struct http_extra_field){"Content-Length", clen};
         add_seg(t, NULL, set.r[0].first, body_bytes);
@@ -360,7 +355,7 @@ static void serve_plan(struct txn *t, struct http_msg *resp, uint64_t body_id, i
             return;
         }
         body_bytes += strlen(end);
-        snprintf(clen, sizeof(clen), "%" PRIu64, body_bytes);
+        *fmt_u64(clen, body_bytes) = '\0';
         ex[n++] = (struct http_extra_field){"Content-Type", ctype};
         ex[n++] = (struct http_extra_field){"Content-Length", clen};
         /* The stored Content-Type describes the parts, not the multipart body. */
@@ -369,7 +364,7 @@ static void serve_plan(struct txn *t, struct http_msg *resp, uint64_t body_id, i
                 resp->fields[i].flags |= HTTP_FIELD_REMOVED;
     } else if (length_known) {
         if (status != 204 && status != 304) {
-            snprintf(clen, sizeof(clen), "%" PRIu64, length);
+            *fmt_u64(clen, length) = '\0';
             ex[n++] = (struct http_extra_field){"Content-Length", clen};
         }
         add_seg(t, NULL, 0, length);

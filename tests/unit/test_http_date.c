@@ -201,6 +201,38 @@ static void test_date_field(void)
     arena_free(&a);
 }
 
+/* The exact IMF-fixdate is read by position (the fast path); any other spelling of the same instant
+ * goes through the general parser. Both must agree, over a spread of instants, and a fixdate with
+ * one byte wrong must be judged by the general parser alone. */
+static void test_fast_path_agrees_with_general(void)
+{
+    for (int64_t t = -2208988800; t < 4102444800; t += 7776013) { /* 1900 .. 2100, ~90 days apart */
+        char buf[HTTP_DATE_BUFSZ];
+        ASSERT_EQ(http_date_format(t, buf), 29);
+        int64_t fast = 0, general = 0;
+        ASSERT_EQ(http_date_parse(buf, strlen(buf), 0, &fast), 0);
+        ASSERT_EQ(fast, t);
+        char low[HTTP_DATE_BUFSZ + 2];
+        snprintf(low, sizeof(low), " %s", buf); /* leading OWS: not the exact form */
+        for (char *p = low; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        ASSERT_EQ(http_date_parse(low, strlen(low), 0, &general), 0);
+        ASSERT_EQ(general, t);
+    }
+    static const char *const bad[] = {
+        "Sun, 06 Nov 1994 08:49:37 GMX", "Sun, 06 Nov 1994 08:49:37 gmx", "Sux, 06 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nox 1994 08:49:37 GMT", "Sun, 0a Nov 1994 08:49:37 GMT", "Sun, 06 Nov 19a4 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:3a GMT", "Sun, 31 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:49:37 GMT",
+        "Sun, 06 Nov 1994 08-49:37 GMT", "Sun; 06 Nov 1994 08:49:37 GMT",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int64_t v;
+        if (http_date_parse(bad[i], strlen(bad[i]), 0, &v) != -EINVAL)
+            TEST_FAIL_("accepted %s", bad[i]);
+    }
+}
+
 int main(void)
 {
     RUN_TEST(test_parse_table);
@@ -209,5 +241,6 @@ int main(void)
     RUN_TEST(test_days_from_civil_known);
     RUN_TEST(test_calendar_against_gmtime);
     RUN_TEST(test_date_field);
+    RUN_TEST(test_fast_path_agrees_with_general);
     return 0;
 }
