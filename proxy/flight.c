@@ -37,12 +37,22 @@ static size_t bucket_of(const struct store_key *k)
 int flight_table_init(struct flight_table *t)
 {
     memset(t, 0, sizeof(*t));
-    return pthread_mutex_init(&t->lock, NULL) == 0 ? 0 : -EINVAL;
+    t->buckets = calloc(FLIGHT_BUCKETS, sizeof(*t->buckets));
+    if (t->buckets == NULL)
+        return -ENOMEM;
+    if (pthread_mutex_init(&t->lock, NULL) != 0) {
+        free(t->buckets);
+        t->buckets = NULL;
+        return -EINVAL;
+    }
+    return 0;
 }
 
 void flight_table_destroy(struct flight_table *t)
 {
     pthread_mutex_destroy(&t->lock);
+    free(t->buckets);
+    t->buckets = NULL;
 }
 
 /* lock held */

@@ -97,7 +97,10 @@ int main(int argc, char **argv)
     struct app app;
     memset(&app, 0, sizeof(app));
     app.shared.cfg = cfg;
-    flight_table_init(&app.shared.flights);
+    if (flight_table_init(&app.shared.flights) != 0) {
+        fprintf(stderr, "larder: out of memory\n");
+        return 1;
+    }
     if (cfg->max_connections_per_client > 0 && client_limit_init(&app.shared.per_client, cfg->max_client_connections) != 0) {
         fprintf(stderr, "larder: out of memory\n");
         return 1;
