@@ -463,10 +463,16 @@ static void maybe_begin_fill(struct txn *t, struct http_msg *resp)
     t->variant = vk;
     t->variant_len = vk_len;
     t->store_resp = stored;
-    if (store_fill_begin(ctx->cache.wc, t->response_time, on_fill_resume, t, &t->fill) != 0) {
+    int rc = store_fill_begin(ctx->cache.wc, t->response_time, on_fill_resume, t, &t->fill);
+    if (rc != 0) {
         t->fill = NULL;
+        METRIC_INC(&ctx->metrics, cache_store_failures);
+        LOG_DEBUG(ctx->log, t->id, "%s not stored: %s", t->url,
+                  rc == -EAGAIN ? "the store's writer is behind (queue at its limit)" : "out of memory");
         return;
     }
+    if (resp->framing == HTTP_BODY_LENGTH)
+        store_fill_expect(t->fill, resp->content_length);
     t->fill_len = 0;
     t->stored = 1;
     if (t->flight != NULL && t->flight_leader) {

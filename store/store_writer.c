@@ -20,6 +20,7 @@
 #include <string.h>
 
 #define DEFAULT_QUEUE_LIMIT ((size_t)64 << 20)
+#define DEFAULT_QUEUE_OPS 4096
 #define DEFAULT_BATCH_OPS 1024
 #define DEFAULT_BATCH_BYTES ((size_t)32 << 20)
 #define WOP_OVERHEAD 128 /* bytes accounted per queued op on top of its buffers */
@@ -75,6 +76,8 @@ struct store_fill {
     int64_t now;
     uint8_t *stage;
     size_t stage_len;
+    size_t stage_cap;   /* STORE_CHUNK_SIZE, or less for the last chunk of a body of known length */
+    uint64_t expect;    /* store_fill_expect: the body's announced length; 0 unknown */
     uint32_t next_chunk;
     uint64_t appended;
     int err; /* sticky; written by either thread with __atomic */
@@ -97,7 +100,8 @@ struct store_fill {
 struct store_writer {
     struct store *s;
     pthread_t thread;
-    size_t limit, batch_ops, batch_bytes;
+    size_t limit, limit_ops, batch_ops, batch_bytes;
+    size_t queued_ops;
     struct store_op *ops; /* writer thread: the batch handed to store_apply */
     struct wop **batch;   /* writer thread */
 
@@ -156,6 +160,7 @@ static void enqueue(struct store_writer *w, struct wop *op)
     *w->tail = op;
     w->tail = &op->next;
     w->queued_bytes += op->bytes;
+    w->queued_ops++;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
 }
@@ -258,6 +263,7 @@ static void run_batch(struct store_writer *w, size_t n, size_t bytes)
 
     pthread_mutex_lock(&w->lock);
     w->queued_bytes -= bytes;
+    w->queued_ops -= n;
     w->st.batches++;
     w->st.ops += n;
     if (n > w->st.max_batch_ops) w->st.max_batch_ops = n;
@@ -366,6 +372,7 @@ int store_writer_new(struct store_writer **out, struct store *s, const struct st
     if (w == NULL) return -ENOMEM;
     w->s = s;
     w->limit = cfg && cfg->queue_limit ? cfg->queue_limit : DEFAULT_QUEUE_LIMIT;
+    w->limit_ops = cfg && cfg->queue_max_ops ? cfg->queue_max_ops : DEFAULT_QUEUE_OPS;
     w->batch_ops = cfg && cfg->batch_max_ops ? cfg->batch_max_ops : DEFAULT_BATCH_OPS;
     w->batch_bytes = cfg && cfg->batch_max_bytes ? cfg->batch_max_bytes : DEFAULT_BATCH_BYTES;
     w->paused = cfg ? cfg->start_paused : 0;
@@ -516,13 +523,21 @@ void store_fill_set_progress(struct store_fill *f, store_fill_progress_fn fn, vo
 int store_fill_begin(struct store_wclient *c, int64_t now, store_wdone_fn on_resume, void *data, struct store_fill **out)
 {
     *out = NULL;
+    struct store_writer *w = c->w;
+    /* A writer that is this far behind would only fall further behind (and hold the memory): the
+     * object is not stored. Appends wait instead (back-pressure); a fill that never starts has
+     * nothing to wait for, and small objects commit without any append reaching the queue. */
+    pthread_mutex_lock(&w->lock);
+    int busy = w->queued_bytes >= w->limit || w->queued_ops >= w->limit_ops;
+    if (busy) w->st.begins_refused++;
+    pthread_mutex_unlock(&w->lock);
+    if (busy) return -EAGAIN;
     struct store_fill *f = calloc(1, sizeof(*f));
     struct wop *final = f != NULL ? wop_new(c, STORE_OP_ABORT, NULL, NULL) : NULL;
     if (final == NULL) {
         free(f);
         return -ENOMEM;
     }
-    struct store_writer *w = c->w;
     f->w = w;
     f->c = c;
     f->now = now;
@@ -538,6 +553,11 @@ int store_fill_begin(struct store_wclient *c, int64_t now, store_wdone_fn on_res
     pthread_mutex_unlock(&w->lock);
     *out = f;
     return 0;
+}
+
+void store_fill_expect(struct store_fill *f, uint64_t length)
+{
+    f->expect = length;
 }
 
 uint64_t store_fill_body_id(const struct store_fill *f)
@@ -594,11 +614,21 @@ int store_fill_append(struct store_fill *f, const void *data, size_t len)
 
     const uint8_t *p = data;
     while (len > 0) {
-        if (f->stage == NULL && (f->stage = malloc(STORE_CHUNK_SIZE)) == NULL) {
-            fill_set_err(f, -ENOMEM);
-            return -ENOMEM;
+        if (f->stage == NULL || (f->stage_len == f->stage_cap && f->stage_cap < STORE_CHUNK_SIZE)) {
+            /* A staging chunk sized for what is announced to come: a 1 KiB body takes 1 KiB, not
+             * 256 KiB, while it waits in the queue. More than announced grows it to a full chunk. */
+            size_t cap = STORE_CHUNK_SIZE;
+            uint64_t left = f->expect > f->appended ? f->expect - f->appended : 0;
+            if (f->stage == NULL && left >= len && left < cap) cap = (size_t)left;
+            uint8_t *st = realloc(f->stage, cap);
+            if (st == NULL) {
+                fill_set_err(f, -ENOMEM);
+                return -ENOMEM;
+            }
+            f->stage = st;
+            f->stage_cap = cap;
         }
-        size_t n = STORE_CHUNK_SIZE - f->stage_len;
+        size_t n = f->stage_cap - f->stage_len;
         if (n > len) n = len;
         memcpy(f->stage + f->stage_len, p, n);
         f->stage_len += n;

@@ -53,6 +53,7 @@ typedef void (*store_wdone_fn)(void *data, int status);
 
 struct store_writer_config {
     size_t queue_limit;     /* bytes; 0: 64 MiB */
+    size_t queue_max_ops;   /* operations; 0: 4096. Fills do not start beyond either limit */
     size_t batch_max_ops;   /* ops per write transaction; 0: 1024 */
     size_t batch_max_bytes; /* chunk and record bytes per write transaction; 0: 32 MiB */
     int start_paused;       /* tests: queue without writing until store_writer_set_paused(w, 0) */
@@ -77,8 +78,12 @@ void store_wclient_free(struct store_wclient *c);
 /* ---- fills -------------------------------------------------------------------------------------- */
 
 /* now: the fill's start time (kept in the `pending` table). on_resume may be NULL if the caller never
- * waits on -EAGAIN. 0 or -ENOMEM. */
+ * waits on -EAGAIN. 0, -ENOMEM, or -EAGAIN when the queue is at its limit in bytes or in operations
+ * (queue_max_ops): the writer is behind and the object is not to be stored. */
 int store_fill_begin(struct store_wclient *c, int64_t now, store_wdone_fn on_resume, void *data, struct store_fill **out);
+/* The body's announced length (Content-Length), if known: the staging chunk is then sized for it. A
+ * hint only: more or fewer bytes are still handled (commit checks the length it is given). */
+void store_fill_expect(struct store_fill *f, uint64_t length);
 uint64_t store_fill_body_id(const struct store_fill *f);
 
 /* Optional, right after store_fill_begin() and before the first append: fn(arg, n) is called ON THE
@@ -121,6 +126,7 @@ struct store_writer_stats {
     uint64_t ops;           /* operations applied */
     uint64_t max_batch_ops; /* largest batch */
     uint64_t eagain;        /* appends refused for back-pressure */
+    uint64_t begins_refused; /* fills not started: the queue was at its limit */
     uint64_t resumes;       /* on_resume callbacks queued */
     uint64_t queued_bytes;  /* now */
 };

@@ -327,6 +327,48 @@ static void test_group_commit(void)
     ASSERT_UEQ(txns, 10);
 }
 
+/* Small objects commit without an append ever reaching the queue, so append back-pressure cannot hold
+ * them: past queue_max_ops a fill does not start (-EAGAIN) and the response goes unstored, instead of
+ * the queue (and memory) growing with every miss while the writer is behind. Once it has caught up,
+ * fills start again. Announced lengths (store_fill_expect) that are right, short or long all store the
+ * bytes actually appended. */
+static void test_fills_refused_when_behind(void)
+{
+    struct store_writer_config wcfg = {.start_paused = 1, .queue_max_ops = 9};
+    struct fixture fx;
+    fx_open(&fx, 64 * MIB, 0, &wcfg);
+    enum { N = 8 };
+    struct done d[N];
+    struct obj o[N];
+    memset(d, 0, sizeof(d));
+    static const uint64_t announced[3] = {0, 1, 1 << 20}; /* as long as the body, shorter, longer */
+    for (int i = 0; i < N; i++) {
+        char uri[64];
+        snprintf(uri, sizeof(uri), "http://example.com/behind/%d", i);
+        o[i] = obj_make(uri, (unsigned)i, i == 3 ? STORE_CHUNK_SIZE + 5000 : 700 + (size_t)i);
+        struct store_fill *f;
+        ASSERT_EQ(store_fill_begin(fx.c, NOW, NULL, NULL, &f), 0);
+        store_fill_expect(f, i % 3 == 0 ? o[i].len : announced[i % 3]);
+        append_all(f, &o[i], i % 2 ? 100 : 4096);
+        struct store_record rec = rec_of(&o[i], "H");
+        ASSERT_EQ(store_fill_commit(f, &o[i].pkey, &o[i].vkey, &rec, done_cb, &d[i]), 0);
+    }
+    /* Eight commits and one full chunk queued, writer paused: the ninth fill is refused. */
+    struct store_fill *f = NULL;
+    ASSERT_EQ(store_fill_begin(fx.c, NOW, NULL, NULL, &f), -EAGAIN);
+    ASSERT(f == NULL);
+    ASSERT_UEQ(wstats(fx.w).begins_refused, 1);
+    store_writer_set_paused(fx.w, 0);
+    run_until(&fx.loop, fx.c, &d[N - 1].called);
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(d[i].status, 0);
+        assert_stored(fx.s, &o[i]);
+    }
+    ASSERT_EQ(store_fill_begin(fx.c, NOW, NULL, NULL, &f), 0);
+    ASSERT_EQ(store_fill_abort(f, NULL, NULL), 0);
+    fx_close(&fx);
+}
+
 struct resume {
     int called;
     int status;
@@ -703,6 +745,7 @@ int main(void)
 {
     RUN_TEST(test_fill_commit_streams_chunks);
     RUN_TEST(test_group_commit);
+    RUN_TEST(test_fills_refused_when_behind);
     RUN_TEST(test_backpressure);
     RUN_TEST(test_no_resume_after_abort);
     RUN_TEST(test_sticky_fill_error);
