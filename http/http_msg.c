@@ -18,31 +18,51 @@ int http_name_eq(const char *a, size_t a_len, const char *b)
     return a_len == b_len && strncasecmp(a, b, a_len) == 0;
 }
 
-int http_msg_add(struct http_msg *m, struct arena *a, const char *name, size_t name_len, const char *value,
-                 size_t value_len)
+/* A new field slot at the end of m (the array grows in the arena), or NULL. */
+static struct http_field *append_slot(struct http_msg *m, struct arena *a, size_t name_len, size_t value_len)
 {
     if (name_len > UINT32_MAX || value_len > UINT32_MAX)
-        return -ENOMEM;
+        return NULL;
     if (m->n_fields == m->cap_fields) {
         size_t cap = m->cap_fields ? m->cap_fields * 2 : 16;
         struct http_field *f = arena_alloc(a, cap * sizeof(*f));
         if (f == NULL)
-            return -ENOMEM;
+            return NULL;
         if (m->n_fields)
             memcpy(f, m->fields, m->n_fields * sizeof(*f));
         m->fields = f;
         m->cap_fields = cap;
     }
-    char *n = arena_strndup(a, name, name_len);
-    char *v = arena_strndup(a, value, value_len);
-    if (n == NULL || v == NULL)
-        return -ENOMEM;
-    struct http_field *f = &m->fields[m->n_fields++];
-    f->name = n;
+    struct http_field *f = &m->fields[m->n_fields];
     f->name_len = (uint32_t)name_len;
-    f->value = v;
     f->value_len = (uint32_t)value_len;
     f->flags = 0;
+    return f;
+}
+
+int http_msg_add(struct http_msg *m, struct arena *a, const char *name, size_t name_len, const char *value,
+                 size_t value_len)
+{
+    struct http_field *f = append_slot(m, a, name_len, value_len);
+    char *n = f != NULL ? arena_strndup(a, name, name_len) : NULL;
+    char *v = n != NULL ? arena_strndup(a, value, value_len) : NULL;
+    if (v == NULL)
+        return -ENOMEM;
+    f->name = n;
+    f->value = v;
+    m->n_fields++;
+    return 0;
+}
+
+int http_msg_add_ref(struct http_msg *m, struct arena *a, const char *name, size_t name_len, const char *value,
+                     size_t value_len)
+{
+    struct http_field *f = append_slot(m, a, name_len, value_len);
+    if (f == NULL)
+        return -ENOMEM;
+    f->name = name;
+    f->value = value;
+    m->n_fields++;
     return 0;
 }
 

@@ -81,6 +81,10 @@ void http_msg_init(struct http_msg *m, int is_request);
 /* Appends a field, copying name and value into the arena. 0 or -ENOMEM (arena overflow). */
 int http_msg_add(struct http_msg *m, struct arena *a, const char *name, size_t name_len, const char *value,
                  size_t value_len);
+/* Appends a field that points at name and value instead of copying them (only the field array is in
+ * the arena): they must be NUL-terminated at their lengths and outlive m. 0 or -ENOMEM. */
+int http_msg_add_ref(struct http_msg *m, struct arena *a, const char *name, size_t name_len, const char *value,
+                     size_t value_len);
 /* Removes every field with this name, then adds one. 0 or -ENOMEM. */
 int http_msg_set(struct http_msg *m, struct arena *a, const char *name, const char *value, size_t value_len);
 /* Marks every field with this name removed; returns how many were. */

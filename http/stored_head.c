@@ -39,7 +39,8 @@ size_t stored_head_write(const struct http_msg *resp, char *buf)
     return (size_t)(p - buf);
 }
 
-int stored_head_parse(const char *blob, size_t len, int status, struct arena *a, struct http_msg *out)
+/* Both parsers: validate each "Name: value\r\n" line, then add the field (copied, or in place). */
+static int parse_lines(char *mut, const char *blob, size_t len, int status, struct arena *a, struct http_msg *out)
 {
     http_msg_init(out, 0);
     out->status = status;
@@ -59,9 +60,29 @@ int stored_head_parse(const char *blob, size_t len, int status, struct arena *a,
         for (const char *q = p; q < eol; q++)
             if ((unsigned char)*q < 0x20 && *q != '\t')
                 return -EINVAL;
-        if (http_msg_add(out, a, p, (size_t)(colon - p), colon + 2, (size_t)(eol - colon - 2)) != 0)
+        size_t name_len = (size_t)(colon - p), value_len = (size_t)(eol - colon - 2);
+        int rc;
+        if (mut != NULL) {
+            /* The ':' and the '\r' become the strings' terminators. */
+            mut[colon - blob] = '\0';
+            mut[eol - blob] = '\0';
+            rc = http_msg_add_ref(out, a, p, name_len, colon + 2, value_len);
+        } else {
+            rc = http_msg_add(out, a, p, name_len, colon + 2, value_len);
+        }
+        if (rc != 0)
             return -ENOMEM;
         p = eol + 2;
     }
     return 0;
+}
+
+int stored_head_parse(const char *blob, size_t len, int status, struct arena *a, struct http_msg *out)
+{
+    return parse_lines(NULL, blob, len, status, a, out);
+}
+
+int stored_head_parse_in_place(char *blob, size_t len, int status, struct arena *a, struct http_msg *out)
+{
+    return parse_lines(blob, blob, len, status, a, out);
 }

@@ -137,8 +137,10 @@ int cache_lookup(struct cache_loop *cl, const char *url, size_t url_len, const s
             continue;
         if (rc != 0)
             return rc;
+        /* The record's bytes are m's private heap copy: the fields point into it (no copy) and live as
+         * long as the entry holds m. */
         struct http_msg resp;
-        if (stored_head_parse(m.rec.headers, m.rec.headers_len, m.rec.status, a, &resp) != 0) {
+        if (stored_head_parse_in_place((char *)m.rec.headers, m.rec.headers_len, m.rec.status, a, &resp) != 0) {
             store_meta_release(&m);
             return STORE_ECORRUPT;
         }

@@ -71,6 +71,25 @@ static void check_stored_head(const char *blob, size_t len, int status)
             CHECK(http_msg_find(&m, f->name) != NULL);
         }
     }
+    /* The in-place parser (a hit's lookup) accepts exactly the same blobs and gives the same fields,
+     * pointing into its own copy. */
+    char *copy = malloc(len ? len : 1);
+    CHECK(copy != NULL);
+    if (len) memcpy(copy, blob, len);
+    struct http_msg in;
+    int rc2 = stored_head_parse_in_place(len ? copy : NULL, len, status, &a, &in);
+    CHECK(rc2 == rc || (rc == -ENOMEM || rc2 == -ENOMEM));
+    if (rc == 0 && rc2 == 0) {
+        CHECK(in.n_fields == m.n_fields);
+        for (size_t i = 0; i < in.n_fields; i++) {
+            const struct http_field *f = &in.fields[i], *g = &m.fields[i];
+            CHECK(f->name >= copy && f->value + f->value_len <= copy + len);
+            CHECK(f->name_len == g->name_len && f->value_len == g->value_len);
+            CHECK(memcmp(f->name, g->name, f->name_len) == 0 && memcmp(f->value, g->value, f->value_len) == 0);
+            CHECK(f->name[f->name_len] == '\0' && f->value[f->value_len] == '\0');
+        }
+    }
+    free(copy);
     arena_free(&a);
 }
 
