@@ -12,11 +12,6 @@ void http_msg_init(struct http_msg *m, int is_request)
     m->version_minor = 1;
 }
 
-int http_name_eq(const char *a, size_t a_len, const char *b)
-{
-    size_t b_len = strlen(b);
-    return a_len == b_len && strncasecmp(a, b, a_len) == 0;
-}
 
 /* A new field slot at the end of m (the array grows in the arena), or NULL. */
 static struct http_field *append_slot(struct http_msg *m, struct arena *a, size_t name_len, size_t value_len)
@@ -95,9 +90,9 @@ static const struct http_field *find_from(const struct http_msg *m, size_t start
     return NULL;
 }
 
-const struct http_field *http_msg_find(const struct http_msg *m, const char *name)
+const struct http_field *http_msg_find_n(const struct http_msg *m, const char *name, size_t len)
 {
-    return find_from(m, 0, name, strlen(name));
+    return find_from(m, 0, name, len);
 }
 
 const struct http_field *http_msg_find_next(const struct http_msg *m, const struct http_field *prev)

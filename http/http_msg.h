@@ -11,6 +11,8 @@
 #define LARDER_HTTP_MSG_H
 
 #include <stddef.h>
+#include <string.h>
+#include <strings.h>
 #include <stdint.h>
 
 #include "http/arena.h"
@@ -90,8 +92,13 @@ int http_msg_set(struct http_msg *m, struct arena *a, const char *name, const ch
 /* Marks every field with this name removed; returns how many were. */
 size_t http_msg_remove(struct http_msg *m, const char *name);
 
-/* The first live field with this name, or NULL. */
-const struct http_field *http_msg_find(const struct http_msg *m, const char *name);
+/* The first live field called name[0..len), or NULL. */
+const struct http_field *http_msg_find_n(const struct http_msg *m, const char *name, size_t len);
+/* The first live field with this name, or NULL. Inline so that strlen of a literal is a constant. */
+static inline const struct http_field *http_msg_find(const struct http_msg *m, const char *name)
+{
+    return http_msg_find_n(m, name, strlen(name));
+}
 /* The next live field with the same name after `prev`, or NULL. */
 const struct http_field *http_msg_find_next(const struct http_msg *m, const struct http_field *prev);
 /* Number of live fields with this name. */
@@ -111,7 +118,13 @@ int http_msg_clone_deep(struct http_msg *dst, const struct http_msg *m, struct a
 
 enum http_method http_method_from_name(const char *name, size_t len);
 
-/* Case-insensitive ASCII comparison of a counted string with a C string. */
-int http_name_eq(const char *a, size_t a_len, const char *b);
+/* Case-insensitive ASCII comparison of a counted string with a C string. Inline: with a literal b the
+ * length is a constant and most comparisons end at the length check (the cache policy compares every
+ * stored field with lists of names). */
+static inline int http_name_eq(const char *a, size_t a_len, const char *b)
+{
+    size_t b_len = strlen(b);
+    return a_len == b_len && strncasecmp(a, b, a_len) == 0;
+}
 
 #endif
