@@ -232,6 +232,7 @@ void client_conn_start(struct client_conn *cc)
     };
     cc->parser = http_parser_new(HTTP_PARSE_REQUEST, &lim, &parse_cb, cc);
     outq_init(&cc->out, (uv_stream_t *)&cc->tcp, &ctx->bufs, CLIENT_OUT_HIGH_WATER, cc);
+    cc->out.scratch_pool = &ctx->scratch_bufs;
     cc->out.on_error = on_out_error;
     cc->out.on_drain = on_out_drain;
     cc->out.on_empty = on_out_empty;

@@ -77,6 +77,7 @@ struct proxy_ctx {
     struct metrics metrics;
     struct buf_pool bufs;     /* 64 KiB blocks for socket reads */
     struct buf_pool big_bufs; /* STORE_CHUNK_SIZE blocks for reads from the store */
+    struct buf_pool scratch_bufs; /* OUTQ_SCRATCH_SIZE blocks: heads and framing built in output queues */
     struct cache_loop cache;
     struct list_node detached;     /* transactions running without a client (txn.reval_link) */
     struct list_node followers;    /* transactions following a flight (txn.follow_link) */

@@ -155,6 +155,7 @@ static void on_connect(uv_connect_t *req, int status)
     disarm_timer(oc);
     oc->state = ORIGIN_OPEN;
     outq_init(&oc->out, (uv_stream_t *)&s->tcp, &oc->ctx->bufs, ORIGIN_OUT_HIGH_WATER, oc);
+    oc->out.scratch_pool = &oc->ctx->scratch_bufs;
     oc->out.on_error = on_out_error;
     oc->out.on_drain = on_out_drain;
     METRIC_INC(&oc->ctx->metrics, upstream_connections_opened);

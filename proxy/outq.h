@@ -22,6 +22,7 @@
 #include "proxy/buf.h"
 
 #define OUTQ_MAX_IOV 64
+#define OUTQ_SCRATCH_SIZE 4096
 
 struct outq_span {
     struct buf_block *blk; /* referenced, or NULL for static bytes */
@@ -39,6 +40,7 @@ struct outq {
     struct outq_write *inflight; /* at most one */
     struct buf_block *scratch;   /* for copied bytes */
     struct buf_block *reserved;  /* between outq_reserve and outq_commit */
+    struct buf_pool *scratch_pool; /* OUTQ_SCRATCH_SIZE blocks for the scratch; NULL: malloc */
     size_t bytes;                /* pending + in flight */
     size_t high_water, low_water;
     int above_high;              /* went above high water: on_drain is due at low water */

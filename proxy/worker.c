@@ -141,6 +141,7 @@ int worker_init(struct worker **out, struct proxy_shared *shared, unsigned id, c
     ctx->flight_wakeup.data = ctx;
     buf_pool_init(&ctx->bufs, WORKER_BUF_BLOCK, WORKER_BUF_FREE_MAX);
     buf_pool_init(&ctx->big_bufs, STORE_CHUNK_SIZE, WORKER_BIG_BUF_FREE_MAX);
+    buf_pool_init(&ctx->scratch_bufs, OUTQ_SCRATCH_SIZE, WORKER_BUF_FREE_MAX);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
     uv_timer_init(&w->loop, &w->deadline);
@@ -174,6 +175,7 @@ fail:
     uv_loop_close(&w->loop);
     buf_pool_destroy(&ctx->bufs);
     buf_pool_destroy(&ctx->big_bufs);
+    buf_pool_destroy(&ctx->scratch_bufs);
     access_log_buf_free(&ctx->access);
     free(w);
     return -1;
@@ -217,5 +219,6 @@ void worker_free(struct worker *w)
     access_log_buf_free(&w->ctx.access); /* lines of the last iteration */
     buf_pool_destroy(&w->ctx.bufs);
     buf_pool_destroy(&w->ctx.big_bufs);
+    buf_pool_destroy(&w->ctx.scratch_bufs);
     free(w);
 }
