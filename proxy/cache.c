@@ -103,6 +103,7 @@ void cache_loop_close(struct cache_loop *cl)
     }
     store_hasher_free(cl->hasher);
     cl->hasher = NULL;
+    cache_hot_free(&cl->hot);
     uv_close((uv_handle_t *)&cl->wakeup, on_wakeup_closed);
 }
 
@@ -113,15 +114,42 @@ void cache_primary_key(struct cache_loop *cl, const char *url, size_t url_len, s
 
 void cache_entry_release(struct cache_entry *e)
 {
-    if (e->found)
+    if (e->hot != NULL) {
+        cache_hot_unref(e->hot);
+        e->hot = NULL;
+        e->meta.blob = NULL;
+    } else if (e->found) {
         store_meta_release(&e->meta);
+    }
     e->found = 0;
+}
+
+int cache_snapshot_begin(struct cache_loop *cl)
+{
+    /* Read before the snapshot: see store_meta_generation(). */
+    cl->snap_gen = store_meta_generation(cl->cache->store);
+    return store_rtxn_renew(cl->rtxn);
 }
 
 int cache_lookup(struct cache_loop *cl, const char *url, size_t url_len, const struct http_msg *req, struct arena *a,
                  struct cache_entry *e)
 {
     memset(e, 0, sizeof(*e));
+    int snapshot = store_rtxn_active(cl->rtxn);
+    if (snapshot) {
+        /* Read after the snapshot the body will be read in: see store_meta_generation(). */
+        struct cache_hot_view v;
+        if (cache_hot_get(&cl->hot, url, url_len, store_meta_generation(cl->cache->store), a, &v)) {
+            e->meta.rec = v.rec;
+            e->hot = v.ref;
+            e->resp = v.resp;
+            e->pkey = v.pkey;
+            e->vkey = v.vkey;
+            e->found = 1;
+            e->from_hot = 1;
+            return 0;
+        }
+    }
     cache_primary_key(cl, url, url_len, &e->pkey);
     struct store_key keys[CACHE_MAX_VARIANTS];
     size_t n_total = 0;
@@ -165,6 +193,15 @@ int cache_lookup(struct cache_loop *cl, const char *url, size_t url_len, const s
     }
     if (e->found)
         e->vary_miss = 0;
+    /* One variant and no Vary: nothing to select next time, so the decoded head can be reused while
+     * no meta record changes. */
+    if (e->found && snapshot && n_total == 1 && e->meta.rec.variant_len == 0 && e->meta.blob_len <= CACHE_HOT_MAX_BLOB &&
+        http_msg_find(&e->resp, "vary") == NULL) {
+        e->hot = cache_hot_put(&cl->hot, url, url_len, cl->snap_gen, e->meta.blob, &e->meta.rec, &e->resp, &e->pkey,
+                               &e->vkey);
+        if (e->hot != NULL)
+            e->meta.blob = NULL; /* the hot entry's now */
+    }
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include "http/cache_policy.h"
 #include "http/http_msg.h"
 #include "proxy/config.h"
+#include "proxy/cache_hot.h"
 #include "store/store.h"
 #include "store/store_writer.h"
 
@@ -33,6 +34,8 @@ struct cache_loop {
     struct cache *cache;
     struct store_rtxn *rtxn;   /* reset between uses: each read is one short transaction */
     struct store_hasher *hasher; /* this loop's SHA-256 for keys */
+    struct cache_hot hot;      /* decoded heads of recent hits (cache_hot.h) */
+    uint64_t snap_gen;         /* store_meta_generation() read just before rtxn was last renewed */
     struct store_wclient *wc;  /* writer completions for this loop */
     uv_async_t wakeup;         /* the writer thread signals completions here */
     int open;
@@ -40,10 +43,12 @@ struct cache_loop {
 
 /* A stored response loaded for a request. Owns meta (release with cache_entry_release). */
 struct cache_entry {
-    struct store_meta meta;
-    struct http_msg resp;   /* parsed stored head; strings in the caller's arena */
+    struct store_meta meta;     /* meta.blob is NULL when the record is the hot entry's */
+    struct cache_hot_entry *hot; /* a reference, when the record came from (or went to) the hot table */
+    struct http_msg resp;   /* parsed stored head; strings in meta's or the hot entry's copy */
     struct store_key pkey, vkey;
     int found;
+    int from_hot;           /* found in the hot table, without an LMDB lookup */
     int vary_miss;          /* something is stored for the URL, but no variant matches this request */
 };
 
@@ -54,6 +59,10 @@ void cache_close(struct cache *c);
 int cache_loop_init(struct cache_loop *cl, struct cache *c, uv_loop_t *loop);
 /* Closes the async handle; call at loop shutdown, after which the loop can end. */
 void cache_loop_close(struct cache_loop *cl);
+
+/* Takes the loop's read snapshot for a request (renews rtxn), noting the meta generation first. 0 or a
+ * negative store code. End it with store_rtxn_reset(cl->rtxn). */
+int cache_snapshot_begin(struct cache_loop *cl);
 
 /* The primary key of a URL for GET (HEAD uses GET's entries: RFC 9111 s4 lets a stored GET answer HEAD). */
 void cache_primary_key(struct cache_loop *cl, const char *url, size_t url_len, struct store_key *out);

@@ -59,6 +59,7 @@
     X(cache_read_errors)                                                                                                 \
     X(cache_body_bytes_served)                                                                                           \
     X(cache_body_bytes_copied)                                                                                           \
+    X(cache_hot_lookups)                                                                                                 \
     X(flight_leaders)                                                                                                    \
     X(flight_followers)                                                                                                  \
     X(flight_fallbacks)                                                                                                  \

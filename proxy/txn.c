@@ -700,6 +700,8 @@ static int consult_cache(struct txn *t)
     }
     int64_t now = ctx_now_s(ctx);
     int rc = cache_lookup(&ctx->cache, t->url, t->url_len, &t->req, &t->arena, &t->entry);
+    if (rc == 0 && t->entry.from_hot)
+        METRIC_INC(&ctx->metrics, cache_hot_lookups);
     if (rc != 0) {
         LOG_WARN(ctx->log, t->id, "cache lookup of %s failed: %s (treated as a miss)", t->url, store_strerror(rc));
         cache_entry_release(&t->entry);
@@ -852,7 +854,7 @@ int txn_on_request_head(struct txn *t)
     /* One read snapshot for the lookup and, for a hit that fits the client's queue, its body: the
      * whole answer comes from one short read transaction, ended before we return to the loop. */
     struct store_rtxn *rtxn = ctx->shared->cache != NULL ? ctx->cache.rtxn : NULL;
-    int snap = rtxn != NULL && store_rtxn_renew(rtxn) == 0;
+    int snap = rtxn != NULL && cache_snapshot_begin(&ctx->cache) == 0;
     int answered = consult_cache(t);
     if (snap)
         store_rtxn_reset(rtxn);

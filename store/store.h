@@ -172,6 +172,15 @@ void store_body_view_used(struct store_rtxn *r, uint64_t n);
 /* 1 when r holds a snapshot (renewed and not yet reset). */
 int store_rtxn_active(const struct store_rtxn *r);
 
+/* A number that changes whenever a committed transaction has put or deleted a meta record: a reader
+ * that keeps a decoded record across snapshots (the proxy's per-loop hot table) may reuse it only
+ * while this is unchanged. The writer bumps it before each such commit and again after it. So a copy
+ * is safe when (a) it was read in a snapshot taken after the generation it is tagged with was read,
+ * since a commit that snapshot missed bumps once more after it; and (b) when reused, the generation is
+ * read after the snapshot used alongside it was taken, since a commit that snapshot misses cannot have
+ * bumped before it. Any thread. */
+uint64_t store_meta_generation(struct store *s);
+
 /* Records a hit for the eviction policy, in memory only (never LMDB). Thread-safe. Returns 1 when the
  * table is over half full and the writer should fold it soon, else 0. */
 int store_note_hit(struct store *s, const struct store_key *vkey);

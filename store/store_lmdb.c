@@ -55,6 +55,7 @@ struct alloc_state {
 /* Counter deltas of one transaction, added to the public counters once it commits. */
 struct deltas {
     uint64_t meta_writes, body_chunk_writes, body_bytes_written, evictions, reclaimed_bodies, promotions, demotions, replacements;
+    uint64_t meta_changes; /* meta records put or deleted: readers' copies of them may be out of date */
 };
 
 /* The writer's working state for one transaction. */
@@ -80,6 +81,7 @@ struct store {
     uint64_t prot_cap;
 
     uint64_t next_body_id; /* atomic: in-memory allocator, >= committed.next_body_id */
+    uint64_t meta_gen;     /* atomic: bumped around every commit that changes a meta record */
 
     pthread_mutex_t wlock; /* serialises store_apply(); guards everything below up to hits_lock */
     struct alloc_state committed;
@@ -347,6 +349,7 @@ static int entry_remove(struct wctx *w, const struct store_key *vkey, const stru
     struct store *s = w->s;
     int rc;
     uint64_t freed;
+    w->ws->d.meta_changes++;
     if ((rc = del_quiet(w->txn, s->dbi_meta, vkey->b, STORE_KEY_LEN, NULL, 0)) != 0 ||
         (rc = del_quiet(w->txn, s->dbi_variants, e->pkey.b, STORE_KEY_LEN, vkey->b, STORE_KEY_LEN)) != 0 ||
         (rc = lru_del(w, vkey, e)) != 0 || (rc = del_quiet(w->txn, s->dbi_entry, vkey->b, STORE_KEY_LEN, NULL, 0)) != 0 ||
@@ -531,6 +534,7 @@ static int meta_put(struct wctx *w, const struct store_key *vkey, const void *re
     memcpy(v.mv_data, rec, rec_len);
     if ((rc = store_record_set_body(v.mv_data, rec_len, body_id, body_len, n_chunks, 1)) != 0) return rc;
     w->ws->d.meta_writes++;
+    w->ws->d.meta_changes++;
     return 0;
 }
 
@@ -768,6 +772,7 @@ static void wstate_init(struct store *s, struct wstate *ws)
 /* Publishes a committed transaction's state. */
 static void wstate_publish(struct store *s, const struct wstate *ws, int dirty)
 {
+    if (ws->d.meta_changes > 0) __atomic_add_fetch(&s->meta_gen, 1, __ATOMIC_SEQ_CST);
     s->committed = ws->a;
     s->pending = ws->pending;
     CTR_ADD(s, meta_writes, ws->d.meta_writes);
@@ -810,6 +815,8 @@ static int wtxn_commit(struct wctx *w)
     } else if (!w->dirty) {
         mdb_txn_abort(w->txn);
     } else {
+        /* Bumped before and after: see store_meta_generation() for why both. */
+        if (w->ws->d.meta_changes > 0) __atomic_add_fetch(&s->meta_gen, 1, __ATOMIC_SEQ_CST);
         rc = mdb_txn_commit(w->txn);
     }
     w->txn = NULL;
@@ -1067,6 +1074,11 @@ int store_apply(struct store *s, struct store_op *ops, size_t n)
     for (size_t k = 0; k < n; k++)
         if (ops[k].status != 0) return ops[k].status;
     return 0;
+}
+
+uint64_t store_meta_generation(struct store *s)
+{
+    return __atomic_load_n(&s->meta_gen, __ATOMIC_SEQ_CST);
 }
 
 uint64_t store_body_id_alloc(struct store *s)
