@@ -316,7 +316,8 @@ size_t cp_invalidation_targets(const struct http_msg *req, int status, const str
 int64_t cp__freshness(const struct http_msg *resp, const struct http_cc *cc, int64_t response_time, const struct cp_limits *lim,
                       enum cp_fresh_source *source);
 /* 1 if field `name` must never be stored or taken from an update (s3.1, s3.2): hop-by-hop, named in
- * `m`'s Connection, or proxy-specific. */
-int cp__excluded_field(const struct http_msg *m, const struct http_field *f);
+ * `m`'s Connection, or proxy-specific. m_has_connection: whether m has a Connection field at all
+ * (callers find out once per message, not once per field). */
+int cp__excluded_field(const struct http_msg *m, const struct http_field *f, int m_has_connection);
 
 #endif

@@ -94,20 +94,20 @@ size_t cp_select_304(const struct http_msg *upd, const struct cp_stored *stored,
 }
 
 /* Does field f of the update replace stored fields? s3.2's exceptions. */
-static int updates(const struct http_msg *upd, const struct http_field *f)
+static int updates(const struct http_msg *upd, const struct http_field *f, int upd_conn)
 {
     if (f->flags & HTTP_FIELD_REMOVED) return 0;
-    if (cp__excluded_field(upd, f)) return 0;                           /* "Header fields excepted from storage in Section 3.1" */
+    if (cp__excluded_field(upd, f, upd_conn)) return 0;                           /* "Header fields excepted from storage in Section 3.1" */
     if (http_name_eq(f->name, f->name_len, "Content-Length")) return 0; /* "The Content-Length header field" */
     if (http_name_eq(f->name, f->name_len, "Content-Range")) return 0;  /* "automatically processed and removed by the recipient" */
     return 1;
 }
 
-static int upd_replaces(const struct http_msg *upd, const char *name, size_t len)
+static int upd_replaces(const struct http_msg *upd, const char *name, size_t len, int upd_conn)
 {
     for (size_t i = 0; i < upd->n_fields; i++) {
         const struct http_field *f = &upd->fields[i];
-        if (f->name_len == len && http_name_eq(f->name, f->name_len, name) && updates(upd, f)) return 1;
+        if (f->name_len == len && strncasecmp(f->name, name, len) == 0 && updates(upd, f, upd_conn)) return 1;
     }
     return 0;
 }
@@ -126,10 +126,11 @@ int cp_merge_304(const struct http_msg *stored, const struct http_msg *upd, int6
     out->keep_alive = stored->keep_alive;
 
     int upd_has_date = http_msg_find(upd, "Date") != NULL;
+    int stored_conn = http_msg_find(stored, "Connection") != NULL, upd_conn = http_msg_find(upd, "Connection") != NULL;
     for (size_t i = 0; i < stored->n_fields; i++) {
         const struct http_field *f = &stored->fields[i];
-        if ((f->flags & HTTP_FIELD_REMOVED) || cp__excluded_field(stored, f)) continue;
-        if (upd_replaces(upd, f->name, f->name_len)) continue;
+        if ((f->flags & HTTP_FIELD_REMOVED) || cp__excluded_field(stored, f, stored_conn)) continue;
+        if (upd_replaces(upd, f->name, f->name_len, upd_conn)) continue;
         /* RFC 9110 s6.6.1: an update without Date gets one (below), which replaces the old one. */
         if (!upd_has_date && http_name_eq(f->name, f->name_len, "Date")) continue;
         /* s4.2: age counts from the last validation; an Age the update does not restate is obsolete. */
@@ -138,7 +139,7 @@ int cp_merge_304(const struct http_msg *stored, const struct http_msg *upd, int6
     }
     for (size_t i = 0; i < upd->n_fields; i++) {
         const struct http_field *f = &upd->fields[i];
-        if (updates(upd, f) && http_msg_add(out, a, f->name, f->name_len, f->value, f->value_len) < 0) return -ENOMEM;
+        if (updates(upd, f, upd_conn) && http_msg_add(out, a, f->name, f->name_len, f->value, f->value_len) < 0) return -ENOMEM;
     }
     if (!upd_has_date) {
         char buf[HTTP_DATE_BUFSZ];

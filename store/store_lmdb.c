@@ -621,6 +621,9 @@ static int op_update_meta(struct wctx *w, const struct store_op *op)
     if (op->rec_len > old_len && (rc = ensure_room(w, op->rec_len - old_len, &op->vkey)) != 0) return rc;
     if ((rc = meta_put(w, &op->vkey, op->rec, op->rec_len, body_id, body_len, n_chunks)) != 0) return rc;
     uint64_t new_size = sub_sat(e.size, old_len) + op->rec_len;
+    /* A refresh usually changes Date and little else: same record length, same entry. Not rewriting
+     * it saves a B-tree put (a dirtied page) per 304. */
+    if (new_size == e.size) return 0;
     w->ws->a.used_bytes = sub_sat(w->ws->a.used_bytes, e.size) + new_size;
     if (e.seg == SEG_PROTECTED) w->ws->a.prot_bytes = sub_sat(w->ws->a.prot_bytes, e.size) + new_size;
     e.size = new_size;
