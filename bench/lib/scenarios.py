@@ -185,11 +185,41 @@ def s4_stale_herd(env, product, rep):
     return run
 
 
+def larder_counters(product, names):
+    """larder's own counters (GET /larder/metrics), for what only it can say; {} for the peers."""
+    if product.name != "larder":
+        return {}
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", product.port, timeout=10)
+    try:
+        c.request("GET", "/larder/metrics", headers={"Host": f"127.0.0.1:{product.port}", "Connection": "close"})
+        text = c.getresponse().read().decode()
+    finally:
+        c.close()
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in names:
+            out[parts[0]] = int(parts[1])
+    return out
+
+
 def s5_cold(env, product, rep):
     run = Run()
+    names = ("cache_stores", "store_writer_begins_refused")
+    c0 = larder_counters(product, names)
     r = wrk(env, product, f"/cold/{product.name}-r{rep}-{product.starts}-{os.getpid()}/", env.duration,
             mode="unique")
+    c1 = larder_counters(product, names)
     run.raw = r
+    if c1:
+        stored = c1.get("cache_stores", 0) - c0.get("cache_stores", 0)
+        refused = c1.get("store_writer_begins_refused", 0) - c0.get("store_writer_begins_refused", 0)
+        r["larder_stored"] = stored
+        r["larder_not_stored_writer_behind"] = refused
+        if refused:
+            run.notes.append(f"larder stored {stored} of {stored + refused} cacheable responses; {refused} went through "
+                             "unstored because its store writer was 4096 operations behind (it shares the one core)")
     run.values = {"rps": r["rps"], "req_per_cpu": r["req_per_cpu_s"]}
     wrk_notes(r, run)
     if r["origin_200"] < r["requests"] * 0.95:
