@@ -283,6 +283,14 @@ char *txn__status_line(struct txn *t, int status, const char *reason, size_t rea
     return line;
 }
 
+int txn__push_chunk_size(struct outq *q, size_t len)
+{
+    char h[24];
+    char *p = fmt_hex(h, len);
+    p = fmt_str(p, "\r\n", 2);
+    return outq_push_copy(q, h, (size_t)(p - h));
+}
+
 long txn__queue_head(struct outq *q, const char *start, const struct http_msg *m, const struct http_extra_field *extra,
                      size_t n_extra)
 {

@@ -98,14 +98,6 @@ static void on_origin_connected(void *data)
         client_conn_resume(t->cc);
 }
 
-static int push_chunk_header(struct outq *q, size_t len)
-{
-    char h[24];
-    char *p = fmt_hex(h, len);
-    p = fmt_str(p, "\r\n", 2);
-    return outq_push_copy(q, h, (size_t)(p - h));
-}
-
 /* Writes "0" CRLF, the trailer fields that may travel (not hop-by-hop), and the final CRLF. */
 static int push_last_chunk(struct outq *q, struct http_msg *trailers)
 {
@@ -152,7 +144,7 @@ int txn_on_request_body(struct txn *t, struct buf_block *blk, const char *at, si
     struct outq *q = &t->oc->out;
     int rc = 0;
     if (t->req.framing == HTTP_BODY_CHUNKED)
-        rc = push_chunk_header(q, len);
+        rc = txn__push_chunk_size(q, len);
     if (rc == 0)
         rc = outq_push_block(q, blk, at, len);
     if (rc == 0 && t->req.framing == HTTP_BODY_CHUNKED)
@@ -796,7 +788,7 @@ static int on_resp_body(void *data, const char *at, size_t len)
     struct outq *q = &t->cc->out;
     int rc = 0;
     if (t->out == OUT_CHUNKED)
-        rc = push_chunk_header(q, len);
+        rc = txn__push_chunk_size(q, len);
     if (rc == 0)
         rc = outq_push_block(q, blk, at, len);
     if (rc == 0 && t->out == OUT_CHUNKED)

@@ -151,6 +151,8 @@ size_t txn__cache_status(const struct txn *t, char *buf);
 void txn__via_value(const struct txn *t, int major, int minor, char *out);
 /* "HTTP/1.1 200 OK" (NUL-terminated) in t's arena, or NULL. */
 char *txn__status_line(struct txn *t, int status, const char *reason, size_t reason_len);
+/* Queues a chunk-size line (RFC 9112 s7.1) for a chunk of len bytes. 0 or -ENOMEM. */
+int txn__push_chunk_size(struct outq *q, size_t len);
 /* Queues start line, m's fields that are not hop-by-hop or removed, then the extras, as one head built
  * in place in the queue. Returns its length, or -1 when out of memory. */
 long txn__queue_head(struct outq *q, const char *start, const struct http_msg *m, const struct http_extra_field *extra,

@@ -97,14 +97,6 @@ void txn__serve_not_modified(struct txn *t, const struct http_msg *resp)
         outq_flush(&t->cc->out);
 }
 
-static int push_chunk_head(struct outq *q, size_t len)
-{
-    char h[24];
-    char *p = fmt_hex(h, len);
-    p = fmt_str(p, "\r\n", 2);
-    return outq_push_copy(q, h, (size_t)(p - h));
-}
-
 /* A stored body chunk that could not be read: the response is under way, so the only honest signal
  * is to close (RFC 9112 s8: an incomplete message is not passed off as complete). Frees t. */
 static void serve_read_failed(struct txn *t, uint64_t off, int rc)
@@ -223,7 +215,7 @@ void txn__serve_pump(struct txn *t)
             return;
         }
         if (t->serve_chunked)
-            push_chunk_head(q, viewed);
+            txn__push_chunk_size(q, viewed);
         long wrote = outq_write_direct(q, iov, n_iov);
         if (wrote < 0) {
             if (own_snapshot)
