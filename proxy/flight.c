@@ -76,12 +76,22 @@ static void unregister_locked(struct flight *f)
     f->refs--; /* the table's reference; the caller still holds one, so this never reaches zero */
 }
 
-struct flight *flight_join(struct flight_table *t, const struct store_key *pkey, int *leader)
+/* lock held: whether a joiner that may not use a stored response of stale_response_time can take f's */
+static int joinable_locked(const struct flight *f, int64_t stale_response_time)
+{
+    if (f->v.state == FLIGHT_FETCHING)
+        return 1; /* its response is still to come, hence newer */
+    if (f->v.state != FLIGHT_STREAMING && f->v.state != FLIGHT_DONE)
+        return 0;
+    return stale_response_time == 0 || f->v.response_time > stale_response_time;
+}
+
+struct flight *flight_join(struct flight_table *t, const struct store_key *pkey, int64_t stale_response_time,
+                           int *leader)
 {
     pthread_mutex_lock(&t->lock);
     for (struct flight *f = t->buckets[bucket_of(pkey)]; f != NULL; f = f->next) {
-        if (memcmp(f->pkey.b, pkey->b, sizeof(pkey->b)) == 0 &&
-            (f->v.state == FLIGHT_FETCHING || f->v.state == FLIGHT_STREAMING || f->v.state == FLIGHT_DONE)) {
+        if (memcmp(f->pkey.b, pkey->b, sizeof(pkey->b)) == 0 && joinable_locked(f, stale_response_time)) {
             f->refs++;
             t->joined++;
             pthread_mutex_unlock(&t->lock);

@@ -73,8 +73,15 @@ int flight_table_init(struct flight_table *t);
 void flight_table_destroy(struct flight_table *t);
 
 /* The flight in progress (or complete but not yet visible in the store) for pkey, or a new one. *leader is 1 when the caller created it and must
- * fetch. Either way the caller holds a reference. NULL when memory is exhausted. */
-struct flight *flight_join(struct flight_table *t, const struct store_key *pkey, int *leader);
+ * fetch. Either way the caller holds a reference. NULL when memory is exhausted.
+ *
+ * stale_response_time: when the caller holds a stored response it may not serve (stale, or no-cache),
+ * that response's response_time, else 0. A flight whose published response is no newer is skipped:
+ * it is that same response (a fill the loop has not yet seen committed, or an older one), and
+ * following it would serve what the caller has just judged unusable (RFC 9111 s4.2.4, s4.3). The
+ * caller then leads a new flight, which later joiners find first. */
+struct flight *flight_join(struct flight_table *t, const struct store_key *pkey, int64_t stale_response_time,
+                           int *leader);
 void flight_ref(struct flight *f);
 void flight_release(struct flight *f);
 

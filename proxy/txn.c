@@ -658,14 +658,15 @@ static int fetch_whole_for_range(struct txn *fg)
 }
 
 /* RFC 9111 s4 plus single flight: a request that must go upstream for a cacheable GET joins the fetch
- * already running for its URL, on any loop, or starts one. Returns 1 when it follows. */
-static int join_flight(struct txn *t)
+ * already running for its URL, on any loop, or starts one. unusable_rt: the response_time of the
+ * stored response this request may not use (flight_join), or 0. Returns 1 when it follows. */
+static int join_flight(struct txn *t, int64_t unusable_rt)
 {
     struct proxy_shared *sh = t->ctx->shared;
     if (t->req.method != HTTP_METHOD_GET || (t->dec.flags & CP_F_NO_STORE))
         return 0;
     int leader = 0;
-    struct flight *f = flight_join(&sh->flights, &t->entry.pkey, &leader);
+    struct flight *f = flight_join(&sh->flights, &t->entry.pkey, unusable_rt, &leader);
     if (f == NULL)
         return 0;
     if (leader && http_msg_find(&t->client_req, "range") != NULL && t->mode == MODE_MISS) {
@@ -762,7 +763,7 @@ static int consult_cache(struct txn *t)
             t->fwd = (t->dec.reason && strstr(t->dec.reason, "request")) ? "request" : "stale";
             t->result = "TCP_REFRESH_MISS";
             /* RFC 9111 s4.3: concurrent stale hits share one conditional request. */
-            if (join_flight(t))
+            if (join_flight(t, t->entry.meta.rec.response_time))
                 return 1;
             METRIC_INC(&ctx->metrics, cache_revalidations);
             return 0;
@@ -777,7 +778,8 @@ static int consult_cache(struct txn *t)
         METRIC_INC(&ctx->metrics, cache_misses);
         t->mode = MODE_MISS;
         t->fwd = t->entry.vary_miss ? "vary-miss" : "uri-miss";
-        return join_flight(t);
+        /* A found entry of another variant says nothing about the flight's response. */
+        return join_flight(t, t->entry.found && !t->entry.vary_miss ? t->entry.meta.rec.response_time : 0);
     case CP_PASS:
     default:
         METRIC_INC(&ctx->metrics, cache_passes);

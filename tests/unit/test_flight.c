@@ -1,0 +1,180 @@
+/* Unit tests for proxy/flight: who leads, who follows, and which flights a request may not follow.
+ *
+ * The table is plain data under one mutex, so these run on one thread: the wake-ups are counted by a
+ * callback instead of waking a loop.
+ */
+#include "proxy/flight.h"
+#include "test_util.h"
+
+#include <string.h>
+
+static struct store_key key_of(uint8_t fill)
+{
+    struct store_key k;
+    memset(k.b, fill, sizeof(k.b));
+    return k;
+}
+
+static void count_wake(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+static void publish(struct flight *f, int64_t response_time, uint64_t body_id, uint64_t length)
+{
+    static const char head[] = "ETag: \"x\"\r\n";
+    ASSERT_EQ(flight_set_head(f, 200, head, sizeof(head) - 1, "", 0, response_time - 1, response_time, body_id, 1, length), 0);
+}
+
+static void test_leader_then_followers(void)
+{
+    struct flight_table t;
+    ASSERT_EQ(flight_table_init(&t), 0);
+    struct store_key k = key_of(1);
+    int leader = -1;
+    struct flight *a = flight_join(&t, &k, 0, &leader);
+    ASSERT(a != NULL);
+    ASSERT_EQ(leader, 1);
+    struct flight *b = flight_join(&t, &k, 0, &leader);
+    ASSERT(b == a);
+    ASSERT_EQ(leader, 0);
+
+    /* Another key is another flight. */
+    struct store_key k2 = key_of(2);
+    struct flight *c = flight_join(&t, &k2, 0, &leader);
+    ASSERT(c != a);
+    ASSERT_EQ(leader, 1);
+
+    int wakes = 0;
+    ASSERT_EQ(flight_watch(a, count_wake, &wakes), 0);
+    ASSERT_EQ(flight_has_followers(a), 1);
+    publish(a, 100, 7, 10);
+    ASSERT_EQ(wakes, 1);
+    flight_progress(a, 4);
+    ASSERT_EQ(wakes, 2);
+    flight_progress(a, 4); /* no news, no wake-up */
+    ASSERT_EQ(wakes, 2);
+    struct flight_view v;
+    flight_view(a, &v);
+    ASSERT_EQ(v.state, FLIGHT_STREAMING);
+    ASSERT_UEQ(v.readable, 4);
+    ASSERT_UEQ(v.body_id, 7);
+
+    flight_progress(a, 10);
+    flight_done(a);
+    flight_view(a, &v);
+    ASSERT_EQ(v.state, FLIGHT_DONE);
+    ASSERT_EQ(v.complete, 1);
+    /* Done and unregistered: the next request leads a new flight. */
+    struct flight *d = flight_join(&t, &k, 0, &leader);
+    ASSERT(d != a);
+    ASSERT_EQ(leader, 1);
+    flight_unwatch(a, &wakes);
+    ASSERT_EQ(flight_has_followers(a), 0);
+
+    flight_fail(c);
+    flight_fail(d);
+    flight_release(a);
+    flight_release(b);
+    flight_release(c);
+    flight_release(d);
+    flight_table_destroy(&t);
+}
+
+/* A fill that is complete but not yet seen committed stays joinable for a plain miss; a request that
+ * holds that very response as stale must not follow it (it would be served stale without
+ * validation) and leads a conditional fetch of its own, which later joiners then find. */
+static void test_stale_holder_skips_the_same_response(void)
+{
+    struct flight_table t;
+    ASSERT_EQ(flight_table_init(&t), 0);
+    struct store_key k = key_of(3);
+    int leader = -1;
+    struct flight *fill = flight_join(&t, &k, 0, &leader);
+    ASSERT_EQ(leader, 1);
+    publish(fill, 1000, 9, 5);
+    flight_progress(fill, 5);
+    flight_complete(fill); /* DONE, still registered until the store has it */
+
+    struct flight *miss = flight_join(&t, &k, 0, &leader);
+    ASSERT(miss == fill);
+    ASSERT_EQ(leader, 0);
+
+    /* Holding the stored copy of that response (response_time 1000), now stale. */
+    struct flight *reval = flight_join(&t, &k, 1000, &leader);
+    ASSERT(reval != fill);
+    ASSERT_EQ(leader, 1);
+    /* An older stale copy: the registered fill is newer, following it is fine... but the newest
+     * flight is found first, and it is still fetching, so its response is newer than any stored one. */
+    struct flight *later = flight_join(&t, &k, 1000, &leader);
+    ASSERT(later == reval);
+    ASSERT_EQ(leader, 0);
+    struct flight *older_copy = flight_join(&t, &k, 999, &leader);
+    ASSERT(older_copy == reval);
+    ASSERT_EQ(leader, 0);
+
+    /* Once the revalidation has its (newer) response, a holder of the old copy follows it. */
+    publish(reval, 1011, 9, 5);
+    struct flight *after = flight_join(&t, &k, 1000, &leader);
+    ASSERT(after == reval);
+    ASSERT_EQ(leader, 0);
+    /* But one that already holds the refreshed copy and still may not use it (no-cache) does not. */
+    struct flight *nocache = flight_join(&t, &k, 1011, &leader);
+    ASSERT(nocache != reval && nocache != fill);
+    ASSERT_EQ(leader, 1);
+
+    /* Unregistering the older fill leaves the newer flights in the chain. */
+    flight_unregister(fill);
+    struct flight *again = flight_join(&t, &k, 0, &leader);
+    ASSERT(again == nocache);
+    ASSERT_EQ(leader, 0);
+
+    flight_fail(nocache);
+    flight_done(reval);
+    struct flight *all[] = {fill, miss, reval, later, older_copy, after, nocache, again};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        flight_release(all[i]);
+    flight_table_destroy(&t);
+}
+
+/* Failed and not-shared flights are never joined. */
+static void test_failed_and_not_shared_are_left(void)
+{
+    struct flight_table t;
+    ASSERT_EQ(flight_table_init(&t), 0);
+    struct store_key k = key_of(4);
+    int leader = -1;
+    struct flight *a = flight_join(&t, &k, 0, &leader);
+    struct flight *f2 = flight_join(&t, &k, 0, &leader);
+    ASSERT(f2 == a);
+    int wakes = 0;
+    ASSERT_EQ(flight_watch(a, count_wake, &wakes), 0);
+    flight_not_shared(a);
+    ASSERT_EQ(wakes, 1);
+    struct flight_view v;
+    flight_view(a, &v);
+    ASSERT_EQ(v.state, FLIGHT_NOT_SHARED);
+    struct flight *b = flight_join(&t, &k, 0, &leader);
+    ASSERT(b != a);
+    ASSERT_EQ(leader, 1);
+    flight_fail(b);
+    struct flight *c = flight_join(&t, &k, 0, &leader);
+    ASSERT(c != b && c != a);
+    ASSERT_EQ(leader, 1);
+    flight_fail(c);
+    flight_unwatch(a, &wakes);
+    flight_release(a);
+    flight_release(f2);
+    flight_release(b);
+    flight_release(c);
+    flight_table_destroy(&t);
+}
+
+int main(void)
+{
+    test_leader_then_followers();
+    test_stale_holder_skips_the_same_response();
+    test_failed_and_not_shared_are_left();
+    printf("test_flight: ok\n");
+    return 0;
+}
