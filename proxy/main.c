@@ -119,6 +119,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "larder: cache disabled: %s\n", err);
         LOG_ERROR(&app.shared.error_log, 0, "cache disabled: %s", err);
         app.shared.cache = NULL;
+    } else {
+        struct store_counters sc;
+        store_counters_get(app.shared.cache->store, &sc);
+        if (sc.discarded_at_open > 0) {
+            /* A store from an older larder: emptied at open (store.h), said once, loudly. */
+            fprintf(stderr, "larder: cache_dir %s was written by an older larder; its %llu objects were discarded\n",
+                    cfg->cache_dir, (unsigned long long)sc.discarded_at_open);
+            LOG_WARN(&app.shared.error_log, 0, "cache_dir %s was written by an older larder; its %llu objects were discarded",
+                     cfg->cache_dir, (unsigned long long)sc.discarded_at_open);
+        }
     }
 
     unsigned n = cfg->workers ? cfg->workers : (unsigned)uv_available_parallelism();

@@ -1,15 +1,24 @@
 /* larder's object store: LMDB, bytes in and out, no notion of HTTP.
  *
  * TABLES (LMDB named DBIs, all keys fixed-length, integers big-endian; see store_keys.h)
- *   meta      variant key (32)             -> meta record (store_record.h); present only for whole objects
+ *   meta      variant key (32)             -> entry header (64: primary key, body_id, accounted size,
+ *                                             segment, LRU sequence number, hit count) ‖ meta record
+ *                                             (store_record.h); present only for whole objects
  *   body      body_id u64 ‖ chunk_no u32   -> chunk bytes; every chunk is STORE_CHUNK_SIZE except the last
- *   variants  primary key (32)             -> variant keys (32), MDB_DUPSORT|MDB_DUPFIXED: a URL with Vary
- *                                             has one primary key and several variants
- *   entry     variant key (32)             -> bookkeeping: primary key, body_id, accounted size, segment,
- *                                             LRU sequence number, hit count
+ *   variants  primary key (32)             -> variant keys (32), MDB_DUPSORT|MDB_DUPFIXED: the varied
+ *                                             responses (Vary) of a URL
  *   lru       segment u8 ‖ seq u64 ‖ vkey  -> (empty); ordered, so the first key is the next victim
  *   pending   body_id u64                  -> fill start time; a body being written and not yet published
  *   state     "format" -> magic, version, chunk size;  "alloc" -> next body_id, used/protected bytes, ...
+ *
+ * ONE FORM PER URL. A response without Vary is stored under its primary key (store_key_variant() with no
+ * vary bytes returns the primary key) and has no `variants` row; varied responses have their own keys
+ * and rows. A commit of one form removes the other form's entries (counted in replacements), so a URL
+ * has either one unvaried entry or only varied ones. Why: keys are hashes, so every table a new object
+ * touches costs a random leaf page rewritten at the next commit; with the bookkeeping in the meta value
+ * and no `variants` row, a typical object dirties one random page instead of three (the `body`, `lru`
+ * and `pending` keys grow in order and share their pages). A hit's bookkeeping (store_note_hit, folded by the writer) rewrites the entry header
+ * only; the record bytes after it stay the same, so readers' copies stay valid.
  *
  * VISIBILITY. A body is written chunk by chunk as it streams in, possibly over several write
  * transactions. The first chunk's transaction also writes `pending[body_id]`; the transaction that
@@ -93,7 +102,7 @@
 #define STORE_ECANCELED (-30909) /* not executed: an earlier op of the same fill failed in this batch */
 
 #define STORE_CHUNK_SIZE ((size_t)256 * 1024)
-/* Bytes accounted per entry on top of body and meta record: keys and rows in meta/entry/lru/variants. */
+/* Bytes accounted per entry on top of body and meta record: keys, the entry header, lru/variants rows. */
 #define STORE_ENTRY_OVERHEAD 256
 /* Hits needed while in probation to be promoted to protected (the fill itself is the first reference). */
 #define STORE_PROMOTE_HITS 1
@@ -153,7 +162,8 @@ int store_meta_get(struct store_rtxn *r, const struct store_key *vkey, const voi
 void store_meta_release(struct store_meta *m);
 
 /* Variant keys stored under a primary key, up to max of them into out; *n_total gets how many there
- * are. 0 (even when there are none) or a negative code. */
+ * are: the primary key itself when the URL's response is unvaried (ONE FORM PER URL), else the varied
+ * ones. 0 (even when there are none) or a negative code. */
 int store_variants_get(struct store_rtxn *r, const struct store_key *pkey, struct store_key *out, size_t max, size_t *n_total);
 
 /* Copies up to len body bytes starting at offset into buf; *nread gets the count. May cross chunk
@@ -242,7 +252,8 @@ struct store_counters {
     uint64_t hits_dropped;       /* store_note_hit() calls dropped: table full */
     uint64_t promotions;         /* probation -> protected */
     uint64_t demotions;          /* protected -> probation */
-    uint64_t replacements;       /* commits that replaced an existing variant */
+    uint64_t replacements;       /* entries a commit replaced or superseded (same variant, or the URL's other form) */
+    uint64_t discarded_at_open;  /* objects of an older store format dropped by store_open (the cache started empty) */
     /* Gauges, as of the last committed write transaction. */
     uint64_t used_bytes;
     uint64_t protected_bytes;

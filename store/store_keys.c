@@ -62,6 +62,10 @@ int store_key_variant(struct store_hasher *h, struct store_key *out, const struc
                       size_t vary_len)
 {
     if (vary == NULL && vary_len != 0) return -EINVAL;
+    if (vary_len == 0) {
+        *out = *primary;
+        return 0;
+    }
     return sha256_parts(h, out->b, primary->b, STORE_KEY_LEN, vary, vary_len, NULL, 0);
 }
 

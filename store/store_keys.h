@@ -45,7 +45,10 @@ void store_hasher_free(struct store_hasher *h);
 /* 0, -EINVAL (method empty or longer than 64 KiB, URI empty), or -ENOMEM/STORE_EIO if libcrypto fails. */
 int store_key_primary(struct store_hasher *h, struct store_key *out, const void *method, size_t method_len, const void *uri,
                       size_t uri_len);
-/* variant = SHA-256(primary ‖ vary bytes); vary may be NULL when vary_len is 0. 0 or a negative code. */
+/* variant = SHA-256(primary ‖ vary bytes), or the primary key itself when there are no vary bytes (a
+ * response without Vary is the URL's one representation, and store.h keeps it under the primary key
+ * with no `variants` row: one B-tree fewer per object). vary may be NULL when vary_len is 0. 0 or a
+ * negative code. */
 int store_key_variant(struct store_hasher *h, struct store_key *out, const struct store_key *primary, const void *vary,
                       size_t vary_len);
 /* Lower-case hex plus NUL, for logs. */

@@ -28,14 +28,16 @@
 #include <unistd.h>
 
 #define FORMAT_MAGIC "LARDERST"
-#define FORMAT_VERSION 1
+/* 2: the entry header moved into the meta value and the `entry` table went; an unvaried response is
+ * stored under its primary key with no `variants` row. Stores of version 1 are emptied at open. */
+#define FORMAT_VERSION 2
 #define FORMAT_LEN 16 /* magic 8 ‖ version u32 ‖ chunk size u32 */
 
 #define SEG_PROBATION 0
 #define SEG_PROTECTED 1
 #define LRU_KEY_LEN (1 + 8 + STORE_KEY_LEN)
-#define ENTRY_VAL_LEN 64
-#define ENTRY_VERSION 1
+#define ENTRY_HDR_LEN 64 /* the entry header at the start of every meta value */
+#define ENTRY_VERSION 2
 #define ALLOC_VAL_LEN 40
 
 #define HIT_SLOTS 4096 /* power of two */
@@ -73,7 +75,7 @@ struct hit_slot {
 
 struct store {
     MDB_env *env;
-    MDB_dbi dbi_state, dbi_meta, dbi_body, dbi_pending, dbi_variants, dbi_lru, dbi_entry;
+    MDB_dbi dbi_state, dbi_meta, dbi_body, dbi_pending, dbi_variants, dbi_lru;
     int lock_fd;
     uint64_t cache_size;
     uint64_t max_object_size;
@@ -111,6 +113,7 @@ struct wctx {
     int dirty;
 };
 
+/* An entry's bookkeeping: the header of its meta value. */
 struct entry_info {
     struct store_key pkey;
     uint64_t body_id;
@@ -209,7 +212,7 @@ static void lru_key(uint8_t out[LRU_KEY_LEN], uint8_t seg, uint64_t seq, const s
     memcpy(out + 9, vkey->b, STORE_KEY_LEN);
 }
 
-static void entry_encode(uint8_t out[ENTRY_VAL_LEN], const struct entry_info *e)
+static void entry_encode(uint8_t out[ENTRY_HDR_LEN], const struct entry_info *e)
 {
     out[0] = ENTRY_VERSION;
     out[1] = e->seg;
@@ -224,7 +227,7 @@ static void entry_encode(uint8_t out[ENTRY_VAL_LEN], const struct entry_info *e)
 static int entry_decode(const MDB_val *v, struct entry_info *e)
 {
     const uint8_t *p = v->mv_data;
-    if (v->mv_size != ENTRY_VAL_LEN || p[0] != ENTRY_VERSION || p[1] > SEG_PROTECTED) return STORE_ECORRUPT;
+    if (v->mv_size < ENTRY_HDR_LEN || p[0] != ENTRY_VERSION || p[1] > SEG_PROTECTED) return STORE_ECORRUPT;
     e->seg = p[1];
     e->hits = store__be32_get(p + 4);
     e->body_id = store__be64_get(p + 8);
@@ -262,17 +265,34 @@ static MDB_val val(const void *p, size_t n)
 static int entry_get(struct wctx *w, const struct store_key *vkey, struct entry_info *e)
 {
     MDB_val k = val(vkey->b, STORE_KEY_LEN), v;
-    int rc = mdb_get(w->txn, w->s->dbi_entry, &k, &v);
+    int rc = mdb_get(w->txn, w->s->dbi_meta, &k, &v);
     if (rc != 0) return mdb_err(rc);
     return entry_decode(&v, e);
 }
 
+/* Rewrites the entry header of a meta value; the record after it stays byte for byte, so this is not a
+ * meta change for readers (no meta_changes). The value is copied out first: LMDB's pointer is into a
+ * page that the put may move. */
 static int entry_put(struct wctx *w, const struct store_key *vkey, const struct entry_info *e)
 {
-    uint8_t buf[ENTRY_VAL_LEN];
+    MDB_val k = val(vkey->b, STORE_KEY_LEN), v;
+    int rc = mdb_get(w->txn, w->s->dbi_meta, &k, &v);
+    if (rc != 0) return mdb_err(rc);
+    if (v.mv_size < ENTRY_HDR_LEN) return STORE_ECORRUPT;
+    uint8_t small[2048];
+    uint8_t *buf = v.mv_size <= sizeof(small) ? small : malloc(v.mv_size);
+    if (buf == NULL) return -ENOMEM;
+    memcpy(buf, v.mv_data, v.mv_size);
     entry_encode(buf, e);
-    MDB_val k = val(vkey->b, STORE_KEY_LEN), v = val(buf, sizeof(buf));
-    return mdb_err(mdb_put(w->txn, w->s->dbi_entry, &k, &v, 0));
+    MDB_val nv = val(buf, v.mv_size);
+    rc = mdb_put(w->txn, w->s->dbi_meta, &k, &nv, 0);
+    if (buf != small) free(buf);
+    return mdb_err(rc);
+}
+
+static int is_unvaried(const struct store_key *vkey, const struct store_key *pkey)
+{
+    return memcmp(vkey->b, pkey->b, STORE_KEY_LEN) == 0;
 }
 
 /* mdb_del that treats "already gone" as success. */
@@ -343,7 +363,8 @@ static int pending_reclaim(struct wctx *w, uint64_t body_id, int *reclaimed)
     return 0;
 }
 
-/* Removes an entry and everything it owns: meta, variants row, lru row, entry row, body chunks. */
+/* Removes an entry and everything it owns: meta value (with its header), variants row (a varied
+ * entry's), lru row, body chunks. */
 static int entry_remove(struct wctx *w, const struct store_key *vkey, const struct entry_info *e)
 {
     struct store *s = w->s;
@@ -351,9 +372,9 @@ static int entry_remove(struct wctx *w, const struct store_key *vkey, const stru
     uint64_t freed;
     w->ws->d.meta_changes++;
     if ((rc = del_quiet(w->txn, s->dbi_meta, vkey->b, STORE_KEY_LEN, NULL, 0)) != 0 ||
-        (rc = del_quiet(w->txn, s->dbi_variants, e->pkey.b, STORE_KEY_LEN, vkey->b, STORE_KEY_LEN)) != 0 ||
-        (rc = lru_del(w, vkey, e)) != 0 || (rc = del_quiet(w->txn, s->dbi_entry, vkey->b, STORE_KEY_LEN, NULL, 0)) != 0 ||
-        (rc = body_delete(w, e->body_id, &freed)) != 0)
+        (!is_unvaried(vkey, &e->pkey) &&
+         (rc = del_quiet(w->txn, s->dbi_variants, e->pkey.b, STORE_KEY_LEN, vkey->b, STORE_KEY_LEN)) != 0) ||
+        (rc = lru_del(w, vkey, e)) != 0 || (rc = body_delete(w, e->body_id, &freed)) != 0)
         return rc;
     w->ws->a.used_bytes = sub_sat(w->ws->a.used_bytes, e->size);
     if (e->seg == SEG_PROTECTED) w->ws->a.prot_bytes = sub_sat(w->ws->a.prot_bytes, e->size);
@@ -524,17 +545,75 @@ static int verify_chunks(struct wctx *w, uint64_t body_id, uint64_t body_len, ui
     return 0;
 }
 
-/* Puts a meta record: copied straight into the map (MDB_RESERVE), then its body fields set. */
-static int meta_put(struct wctx *w, const struct store_key *vkey, const void *rec, size_t rec_len, uint64_t body_id,
-                    uint64_t body_len, uint32_t n_chunks)
+/* Puts a meta value, entry header then record, straight into the map (MDB_RESERVE); then sets the
+ * record's body fields. */
+static int meta_put(struct wctx *w, const struct store_key *vkey, const struct entry_info *e, const void *rec, size_t rec_len,
+                    uint64_t body_id, uint64_t body_len, uint32_t n_chunks)
 {
-    MDB_val k = val(vkey->b, STORE_KEY_LEN), v = {.mv_size = rec_len, .mv_data = NULL};
+    MDB_val k = val(vkey->b, STORE_KEY_LEN), v = {.mv_size = ENTRY_HDR_LEN + rec_len, .mv_data = NULL};
     int rc = mdb_put(w->txn, w->s->dbi_meta, &k, &v, MDB_RESERVE);
     if (rc != 0) return mdb_err(rc);
-    memcpy(v.mv_data, rec, rec_len);
-    if ((rc = store_record_set_body(v.mv_data, rec_len, body_id, body_len, n_chunks, 1)) != 0) return rc;
+    uint8_t *p = v.mv_data;
+    entry_encode(p, e);
+    memcpy(p + ENTRY_HDR_LEN, rec, rec_len);
+    if ((rc = store_record_set_body(p + ENTRY_HDR_LEN, rec_len, body_id, body_len, n_chunks, 1)) != 0) return rc;
     w->ws->d.meta_writes++;
     w->ws->d.meta_changes++;
+    return 0;
+}
+
+/* Removes every varied entry of a URL (its `variants` rows and what they index). *n is increased by
+ * how many went; best (if not NULL) takes the segment and hits of the most popular one. */
+static int remove_varied(struct wctx *w, const struct store_key *pkey, int *n, struct entry_info *best)
+{
+    for (;;) {
+        MDB_val k = val(pkey->b, STORE_KEY_LEN), v;
+        int rc = mdb_get(w->txn, w->s->dbi_variants, &k, &v);
+        if (rc == MDB_NOTFOUND) return 0;
+        if (rc != 0) return mdb_err(rc);
+        if (v.mv_size != STORE_KEY_LEN) return STORE_ECORRUPT;
+        struct store_key vkey;
+        memcpy(vkey.b, v.mv_data, STORE_KEY_LEN);
+        struct entry_info e;
+        rc = entry_get(w, &vkey, &e);
+        if (rc == 0) {
+            if (best != NULL && (e.seg > best->seg || (e.seg == best->seg && e.hits > best->hits))) {
+                best->seg = e.seg;
+                best->hits = e.hits;
+            }
+            rc = entry_remove(w, &vkey, &e);
+        }
+        if (rc != 0 && rc != STORE_ENOTFOUND) return rc;
+        /* Also when the entry was missing, so the loop always makes progress. */
+        if ((rc = del_quiet(w->txn, w->s->dbi_variants, pkey->b, STORE_KEY_LEN, vkey.b, STORE_KEY_LEN)) != 0) return rc;
+        (*n)++;
+    }
+}
+
+/* A URL's responses are either one unvaried entry (under the primary key) or varied ones (each with a
+ * `variants` row), never both: a new response of one form supersedes the other form, which is older and
+ * either matches no request any more (an unvaried response matches every request, RFC 9111 s4.1) or
+ * describes a resource that no longer varies. Dropping it is a cache's right at any time; keeping the
+ * forms exclusive is what lets an unvaried object skip the `variants` table altogether. The superseded
+ * entries' popularity carries over to e, as for a replacement. */
+static int supersede_other_form(struct wctx *w, const struct store_key *pkey, int unvaried, struct entry_info *e)
+{
+    int rc, n = 0;
+    if (unvaried) {
+        if ((rc = remove_varied(w, pkey, &n, e)) != 0) return rc;
+    } else {
+        struct entry_info old;
+        rc = entry_get(w, pkey, &old);
+        if (rc == STORE_ENOTFOUND) return 0;
+        if (rc != 0) return rc;
+        if ((rc = entry_remove(w, pkey, &old)) != 0) return rc;
+        if (old.seg > e->seg || (old.seg == e->seg && old.hits > e->hits)) {
+            e->seg = old.seg;
+            e->hits = old.hits;
+        }
+        n = 1;
+    }
+    w->ws->d.replacements += (uint64_t)n;
     return 0;
 }
 
@@ -573,17 +652,21 @@ static int op_commit(struct wctx *w, const struct store_op *op)
     } else if (rc != STORE_ENOTFOUND) {
         return rc;
     }
+    int unvaried = is_unvaried(&op->vkey, &op->pkey);
+    if ((rc = supersede_other_form(w, &op->pkey, unvaried, &e)) != 0) return rc;
 
     uint64_t extra = op->rec_len + STORE_ENTRY_OVERHEAD;
     if ((rc = ensure_room(w, extra, NULL)) != 0) return rc;
-    if ((rc = meta_put(w, &op->vkey, op->rec, op->rec_len, op->body_id, rec.body_len, n_chunks)) != 0) return rc;
-    k = val(op->pkey.b, STORE_KEY_LEN);
-    v = val(op->vkey.b, STORE_KEY_LEN);
-    rc = mdb_put(w->txn, s->dbi_variants, &k, &v, MDB_NODUPDATA);
-    if (rc != 0 && rc != MDB_KEYEXIST) return mdb_err(rc);
     e.size = rec.body_len + extra;
     e.seq = ++w->ws->a.lru_seq;
-    if ((rc = lru_put(w, &op->vkey, &e)) != 0 || (rc = entry_put(w, &op->vkey, &e)) != 0) return rc;
+    if ((rc = meta_put(w, &op->vkey, &e, op->rec, op->rec_len, op->body_id, rec.body_len, n_chunks)) != 0) return rc;
+    if (!unvaried) {
+        k = val(op->pkey.b, STORE_KEY_LEN);
+        v = val(op->vkey.b, STORE_KEY_LEN);
+        rc = mdb_put(w->txn, s->dbi_variants, &k, &v, MDB_NODUPDATA);
+        if (rc != 0 && rc != MDB_KEYEXIST) return mdb_err(rc);
+    }
+    if ((rc = lru_put(w, &op->vkey, &e)) != 0) return rc;
     if (had_pending) {
         k = val(pk, sizeof(pk));
         if ((rc = mdb_del(w->txn, s->dbi_pending, &k, NULL)) != 0) return mdb_err(rc);
@@ -607,8 +690,10 @@ static int op_update_meta(struct wctx *w, const struct store_op *op)
     MDB_val k = val(op->vkey.b, STORE_KEY_LEN), v;
     int rc = mdb_get(w->txn, s->dbi_meta, &k, &v);
     if (rc != 0) return mdb_err(rc);
-    size_t old_len = v.mv_size;
-    if (store_record_decode(v.mv_data, v.mv_size, &orec) != 0) return STORE_ECORRUPT;
+    struct entry_info e;
+    if (entry_decode(&v, &e) != 0) return STORE_ECORRUPT;
+    size_t old_len = v.mv_size - ENTRY_HDR_LEN;
+    if (store_record_decode((const uint8_t *)v.mv_data + ENTRY_HDR_LEN, old_len, &orec) != 0) return STORE_ECORRUPT;
     /* A 304 refreshes the same object (RFC 9111 s4.3.4): same request, same variant. */
     if (nrec.method_len != orec.method_len || memcmp(nrec.method, orec.method, nrec.method_len) != 0 ||
         nrec.uri_len != orec.uri_len || memcmp(nrec.uri, orec.uri, nrec.uri_len) != 0 || nrec.variant_len != orec.variant_len ||
@@ -616,18 +701,13 @@ static int op_update_meta(struct wctx *w, const struct store_op *op)
         return -EINVAL;
     uint64_t body_id = orec.body_id, body_len = orec.body_len;
     uint32_t n_chunks = orec.n_chunks; /* orec points into the map: copy before the put below */
-    struct entry_info e;
-    if ((rc = entry_get(w, &op->vkey, &e)) != 0) return rc == STORE_ENOTFOUND ? STORE_ECORRUPT : rc;
     if (op->rec_len > old_len && (rc = ensure_room(w, op->rec_len - old_len, &op->vkey)) != 0) return rc;
-    if ((rc = meta_put(w, &op->vkey, op->rec, op->rec_len, body_id, body_len, n_chunks)) != 0) return rc;
     uint64_t new_size = sub_sat(e.size, old_len) + op->rec_len;
-    /* A refresh usually changes Date and little else: same record length, same entry. Not rewriting
-     * it saves a B-tree put (a dirtied page) per 304. */
-    if (new_size == e.size) return 0;
     w->ws->a.used_bytes = sub_sat(w->ws->a.used_bytes, e.size) + new_size;
     if (e.seg == SEG_PROTECTED) w->ws->a.prot_bytes = sub_sat(w->ws->a.prot_bytes, e.size) + new_size;
     e.size = new_size;
-    return entry_put(w, &op->vkey, &e);
+    /* One put: the entry header travels with the record. */
+    return meta_put(w, &op->vkey, &e, op->rec, op->rec_len, body_id, body_len, n_chunks);
 }
 
 static int op_delete_variant(struct wctx *w, const struct store_key *vkey)
@@ -641,20 +721,10 @@ static int op_delete_variant(struct wctx *w, const struct store_key *vkey)
 static int op_delete_primary(struct wctx *w, const struct store_key *pkey)
 {
     int n = 0;
-    for (;;) {
-        MDB_val k = val(pkey->b, STORE_KEY_LEN), v;
-        int rc = mdb_get(w->txn, w->s->dbi_variants, &k, &v);
-        if (rc == MDB_NOTFOUND) break;
-        if (rc != 0) return mdb_err(rc);
-        if (v.mv_size != STORE_KEY_LEN) return STORE_ECORRUPT;
-        struct store_key vkey;
-        memcpy(vkey.b, v.mv_data, STORE_KEY_LEN);
-        rc = op_delete_variant(w, &vkey);
-        if (rc != 0 && rc != STORE_ENOTFOUND) return rc;
-        /* Also when the entry row was missing, so the loop always makes progress. */
-        if ((rc = del_quiet(w->txn, w->s->dbi_variants, pkey->b, STORE_KEY_LEN, vkey.b, STORE_KEY_LEN)) != 0) return rc;
-        n++;
-    }
+    int rc = op_delete_variant(w, pkey); /* the unvaried entry, if that is the URL's form */
+    if (rc == 0) n++;
+    else if (rc != STORE_ENOTFOUND) return rc;
+    if ((rc = remove_varied(w, pkey, &n, NULL)) != 0) return rc;
     return n > 0 ? 0 : STORE_ENOTFOUND;
 }
 
@@ -1166,7 +1236,8 @@ int store_meta_get(struct store_rtxn *r, const struct store_key *vkey, const voi
     if (rc != 0) return mdb_err(rc);
     if (blob == NULL) return -ENOMEM;
     struct store_record rec;
-    if (store_record_decode(blob, v.mv_size, &rec) != 0 || !rec.complete) {
+    if (v.mv_size < ENTRY_HDR_LEN || store_record_decode((uint8_t *)blob + ENTRY_HDR_LEN, v.mv_size - ENTRY_HDR_LEN, &rec) != 0 ||
+        !rec.complete) {
         free(blob);
         return STORE_ECORRUPT;
     }
@@ -1193,12 +1264,22 @@ int store_variants_get(struct store_rtxn *r, const struct store_key *pkey, struc
     *n_total = 0;
     int own, rc = rt_enter(r, &own);
     if (rc != 0) return rc;
+    MDB_val k = val(pkey->b, STORE_KEY_LEN), v;
+    /* The unvaried form, if that is the URL's: its only entry, under the primary key (store_keys.h). */
+    rc = mdb_get(r->txn, r->s->dbi_meta, &k, &v);
+    if (rc != MDB_NOTFOUND) {
+        if (rc == 0) {
+            *n_total = 1;
+            if (max > 0) out[0] = *pkey;
+        }
+        rt_leave(r, own);
+        return mdb_err(rc);
+    }
     MDB_cursor *c;
     if ((rc = mdb_cursor_open(r->txn, r->s->dbi_variants, &c)) != 0) {
         rt_leave(r, own);
         return mdb_err(rc);
     }
-    MDB_val k = val(pkey->b, STORE_KEY_LEN), v;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
     if (rc == 0) {
         size_t count;
@@ -1311,6 +1392,7 @@ void store_counters_get(struct store *s, struct store_counters *out)
     out->promotions = CTR_GET(s, promotions);
     out->demotions = CTR_GET(s, demotions);
     out->replacements = CTR_GET(s, replacements);
+    out->discarded_at_open = CTR_GET(s, discarded_at_open);
     out->used_bytes = CTR_GET(s, used_bytes);
     out->protected_bytes = CTR_GET(s, protected_bytes);
     out->entries = CTR_GET(s, entries);
@@ -1354,13 +1436,53 @@ static int open_dbis(struct store *s, MDB_txn *txn, unsigned create)
     } t[] = {
         {"meta", &s->dbi_meta, 0},       {"body", &s->dbi_body, 0},
         {"pending", &s->dbi_pending, 0}, {"variants", &s->dbi_variants, MDB_DUPSORT | MDB_DUPFIXED},
-        {"lru", &s->dbi_lru, 0},         {"entry", &s->dbi_entry, 0},
+        {"lru", &s->dbi_lru, 0},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         int rc = mdb_dbi_open(txn, t[i].name, t[i].flags | create, t[i].dbi);
         if (rc != 0) return rc;
     }
     return 0;
+}
+
+/* Stamps the format record and a first allocation record. */
+static int stamp_format(struct store *s, MDB_txn *txn, uint64_t next_body_id)
+{
+    uint8_t fmt[FORMAT_LEN], alloc[ALLOC_VAL_LEN];
+    memcpy(fmt, FORMAT_MAGIC, 8);
+    store__be32_put(fmt + 8, FORMAT_VERSION);
+    store__be32_put(fmt + 12, (uint32_t)STORE_CHUNK_SIZE);
+    struct alloc_state a = {.next_body_id = next_body_id};
+    alloc_encode(alloc, &a);
+    MDB_val k = val("format", 6), v = val(fmt, sizeof(fmt));
+    MDB_val k2 = val("alloc", 5), v2 = val(alloc, sizeof(alloc));
+    int rc = mdb_put(txn, s->dbi_state, &k, &v, 0);
+    if (rc == 0) rc = mdb_put(txn, s->dbi_state, &k2, &v2, 0);
+    if (rc == 0) s->committed = a;
+    return rc;
+}
+
+/* A store written by an older larder: it is a cache, so rather than refuse to start (or convert records
+ * on every open), its tables are dropped and recreated empty in the opening transaction, atomically.
+ * *entries gets how many objects went. */
+static int discard_old_format(struct store *s, MDB_txn *txn, uint64_t *entries)
+{
+    static const char *const tables[] = {"meta", "body", "pending", "variants", "lru", "entry"};
+    MDB_val k = val("alloc", 5), v;
+    struct alloc_state old = {.next_body_id = 1};
+    if (mdb_get(txn, s->dbi_state, &k, &v) == 0 && v.mv_size == ALLOC_VAL_LEN) alloc_decode(v.mv_data, &old);
+    *entries = old.n_entries;
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+        MDB_dbi dbi;
+        int rc = mdb_dbi_open(txn, tables[i], 0, &dbi);
+        if (rc == MDB_NOTFOUND) continue;
+        if (rc == 0) rc = mdb_drop(txn, dbi, 1);
+        if (rc != 0) return rc;
+    }
+    int rc = open_dbis(s, txn, MDB_CREATE);
+    if (rc != 0) return rc;
+    /* body_ids keep growing across the discard, as everywhere else. */
+    return stamp_format(s, txn, old.next_body_id ? old.next_body_id : 1);
 }
 
 /* Creates the tables of a fresh store, or checks the format record of an existing one. */
@@ -1376,17 +1498,8 @@ static int check_format(struct store *s, MDB_txn *txn, const char *dir, char *er
         /* A fresh environment: create everything and stamp the format. */
         if ((rc = mdb_dbi_open(txn, "state", MDB_CREATE, &s->dbi_state)) != 0 || (rc = open_dbis(s, txn, MDB_CREATE)) != 0)
             return fail_msg(err, err_len, mdb_err(rc), "%s: cannot create tables: %s", dir, mdb_strerror(rc));
-        uint8_t fmt[FORMAT_LEN], alloc[ALLOC_VAL_LEN];
-        memcpy(fmt, FORMAT_MAGIC, 8);
-        store__be32_put(fmt + 8, FORMAT_VERSION);
-        store__be32_put(fmt + 12, (uint32_t)STORE_CHUNK_SIZE);
-        struct alloc_state a = {.next_body_id = 1};
-        alloc_encode(alloc, &a);
-        MDB_val k = val("format", 6), v = val(fmt, sizeof(fmt));
-        MDB_val k2 = val("alloc", 5), v2 = val(alloc, sizeof(alloc));
-        if ((rc = mdb_put(txn, s->dbi_state, &k, &v, 0)) != 0 || (rc = mdb_put(txn, s->dbi_state, &k2, &v2, 0)) != 0)
+        if ((rc = stamp_format(s, txn, 1)) != 0)
             return fail_msg(err, err_len, mdb_err(rc), "%s: cannot write the format record: %s", dir, mdb_strerror(rc));
-        s->committed = a;
         return 0;
     }
     if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE)
@@ -1401,6 +1514,14 @@ static int check_format(struct store *s, MDB_txn *txn, const char *dir, char *er
     if (rc != 0) return fail_msg(err, err_len, mdb_err(rc), "%s: cannot read the format record: %s", dir, mdb_strerror(rc));
     uint32_t version = store__be32_get((const uint8_t *)v.mv_data + 8);
     uint32_t chunk = store__be32_get((const uint8_t *)v.mv_data + 12);
+    if (version > 0 && version < FORMAT_VERSION) {
+        uint64_t gone = 0;
+        if ((rc = discard_old_format(s, txn, &gone)) != 0)
+            return fail_msg(err, err_len, mdb_err(rc), "%s/data.mdb: cannot empty a store of format version %u: %s", dir,
+                            (unsigned)version, mdb_strerror(rc));
+        CTR_SET(s, discarded_at_open, gone);
+        return 0;
+    }
     if (version != FORMAT_VERSION)
         return fail_msg(err, err_len, STORE_EFORMAT, "%s/data.mdb: store format version %u, this build reads version %u", dir,
                         (unsigned)version, (unsigned)FORMAT_VERSION);

@@ -626,6 +626,85 @@ static void test_variants_and_deletes(void)
 }
 
 /* The record's method and URI are compared on read: a (simulated) hash collision is a miss. */
+/* ONE FORM PER URL (store.h): an unvaried response lives under the primary key with no variants row;
+ * a varied one supersedes it, and an unvaried one supersedes every variant. Popularity carries over,
+ * bodies of superseded entries go in the same transaction, and hit bookkeeping (which rewrites the
+ * entry header in the meta value) leaves the record intact. */
+static void test_one_form_per_url(void)
+{
+    char *dir = tmpdir_new();
+    struct store *s = open_store(dir, 64 * MIB);
+    struct obj u = obj_make("http://example.com/form", NULL, 31, 5000);
+    ASSERT(memcmp(u.vkey.b, u.pkey.b, STORE_KEY_LEN) == 0);
+    ASSERT_EQ(put_object(s, &u), 0);
+    struct store_rtxn *r;
+    ASSERT_EQ(store_rtxn_begin(s, &r), 0);
+    struct store_key vk[4];
+    size_t n = 0;
+    ASSERT_EQ(store_variants_get(r, &u.pkey, vk, 4, &n), 0);
+    ASSERT_EQ(n, 1);
+    ASSERT(memcmp(vk[0].b, u.pkey.b, STORE_KEY_LEN) == 0);
+
+    /* A hit promotes it: the header is rewritten, the record and body read back unchanged. */
+    ASSERT_EQ(store_note_hit(s, &u.vkey), 0);
+    fold(s);
+    struct store_counters c = counters(s);
+    ASSERT_UEQ(c.promotions, 1);
+    ASSERT(c.protected_bytes >= u.len);
+    struct store_meta m;
+    ASSERT_EQ(meta_get(s, &u, &m), 0);
+    ASSERT_UEQ(m.rec.body_len, u.len);
+    ASSERT(m.rec.headers_len > 0 && memcmp(m.rec.headers, "HTTP/1.1 200 OK", 15) == 0);
+    store_meta_release(&m);
+    assert_body(s, u.body_id, u.len, u.seed, 4096);
+
+    /* A varied response for the URL: the unvaried one goes, its standing stays with the URL. */
+    struct obj gz = obj_make("http://example.com/form", "accept-encoding=gzip", 32, 3000);
+    ASSERT_EQ(put_object(s, &gz), 0);
+    ASSERT(!present(s, &u));
+    ASSERT(body_gone(s, u.body_id));
+    ASSERT(present(s, &gz));
+    c = counters(s);
+    ASSERT_UEQ(c.replacements, 1);
+    ASSERT_UEQ(c.entries, 1);
+    ASSERT(c.protected_bytes >= gz.len && c.protected_bytes < gz.len + 4096);
+    struct obj br = obj_make("http://example.com/form", "accept-encoding=br", 33, 2000);
+    ASSERT_EQ(put_object(s, &br), 0);
+    ASSERT(present(s, &gz) && present(s, &br));
+    ASSERT_EQ(store_variants_get(r, &u.pkey, vk, 4, &n), 0);
+    ASSERT_EQ(n, 2);
+
+    /* Unvaried again: every variant goes. */
+    struct obj u2 = obj_make("http://example.com/form", NULL, 34, 7000);
+    ASSERT_EQ(put_object(s, &u2), 0);
+    ASSERT(!present(s, &gz) && !present(s, &br));
+    ASSERT(body_gone(s, gz.body_id) && body_gone(s, br.body_id));
+    assert_body(s, u2.body_id, u2.len, u2.seed, 1000);
+    ASSERT_EQ(store_variants_get(r, &u.pkey, vk, 4, &n), 0);
+    ASSERT_EQ(n, 1);
+    ASSERT(memcmp(vk[0].b, u.pkey.b, STORE_KEY_LEN) == 0);
+    c = counters(s);
+    ASSERT_UEQ(c.replacements, 3);
+    ASSERT_UEQ(c.entries, 1);
+    ASSERT(c.used_bytes >= u2.len && c.used_bytes < u2.len + 4096);
+
+    /* Invalidation of the URL removes the unvaried entry too. */
+    struct store_op inval = {.kind = STORE_OP_DELETE_PRIMARY, .pkey = u.pkey};
+    ASSERT_EQ(store_apply(s, &inval, 1), 0);
+    ASSERT(!present(s, &u2));
+    ASSERT(body_gone(s, u2.body_id));
+    ASSERT_EQ(store_variants_get(r, &u.pkey, vk, 4, &n), 0);
+    ASSERT_EQ(n, 0);
+    c = counters(s);
+    ASSERT_UEQ(c.entries, 0);
+    ASSERT_UEQ(c.used_bytes, 0);
+    ASSERT_UEQ(c.protected_bytes, 0);
+    ASSERT_EQ(store_apply(s, &inval, 1), STORE_ENOTFOUND);
+    store_rtxn_end(r);
+    store_close(s);
+    tmpdir_free(dir);
+}
+
 static void test_collision_is_a_miss(void)
 {
     char *dir = tmpdir_new();
@@ -1056,6 +1135,67 @@ static void test_corrupt_or_foreign_rejected(void)
 
 /* A reader that holds nothing across calls: meta and body reads with a reset rtxn never leave it
  * active, so the writer can reuse freed pages. */
+/* A store written by the previous format (version 1, with its `entry` table) is emptied at open, in
+ * one transaction, and larder starts with an empty cache instead of refusing the directory. */
+static void test_old_format_discarded(void)
+{
+    char *dir = tmpdir_new();
+    struct store *s = open_store(dir, 8 * MIB);
+    struct obj o = obj_make("http://example.com/old", NULL, 41, 3000);
+    ASSERT_EQ(put_object(s, &o), 0);
+    store_close(s);
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi, entry;
+    ASSERT_EQ(mdb_env_create(&env), 0);
+    ASSERT_EQ(mdb_env_set_maxdbs(env, 8), 0);
+    ASSERT_EQ(mdb_env_open(env, dir, MDB_NOSYNC, 0600), 0);
+    ASSERT_EQ(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ASSERT_EQ(mdb_dbi_open(txn, "state", 0, &dbi), 0);
+    MDB_val k = {6, "format"}, v;
+    ASSERT_EQ(mdb_get(txn, dbi, &k, &v), 0);
+    uint8_t fmt[16];
+    memcpy(fmt, v.mv_data, 16);
+    store__be32_put(fmt + 8, 1);
+    v = (MDB_val){16, fmt};
+    ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+    ASSERT_EQ(mdb_dbi_open(txn, "entry", MDB_CREATE, &entry), 0);
+    MDB_val ek = {STORE_KEY_LEN, o.vkey.b}, ev = {3, "old"};
+    ASSERT_EQ(mdb_put(txn, entry, &ek, &ev, 0), 0);
+    ASSERT_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    s = open_store(dir, 8 * MIB);
+    struct store_counters c = counters(s);
+    ASSERT_UEQ(c.discarded_at_open, 1);
+    ASSERT_UEQ(c.entries, 0);
+    ASSERT_UEQ(c.used_bytes, 0);
+    ASSERT(!present(s, &o));
+    ASSERT(body_gone(s, o.body_id));
+    struct obj o2 = obj_make("http://example.com/new", NULL, 42, 2000);
+    ASSERT_EQ(put_object(s, &o2), 0);
+    ASSERT(o2.body_id > o.body_id); /* body_ids keep growing across the discard */
+    store_close(s);
+
+    s = open_store(dir, 8 * MIB);
+    c = counters(s);
+    ASSERT_UEQ(c.discarded_at_open, 0);
+    ASSERT_UEQ(c.entries, 1);
+    ASSERT(present(s, &o2));
+    assert_body(s, o2.body_id, o2.len, o2.seed, 500);
+    /* The old format's table is gone for good. */
+    store_close(s);
+    ASSERT_EQ(mdb_env_create(&env), 0);
+    ASSERT_EQ(mdb_env_set_maxdbs(env, 8), 0);
+    ASSERT_EQ(mdb_env_open(env, dir, MDB_NOSYNC | MDB_RDONLY, 0600), 0);
+    ASSERT_EQ(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    ASSERT_EQ(mdb_dbi_open(txn, "entry", 0, &entry), MDB_NOTFOUND);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    tmpdir_free(dir);
+}
+
 static void test_rtxn_left_reset(void)
 {
     char *dir = tmpdir_new();
@@ -1130,6 +1270,7 @@ int main(void)
     RUN_TEST(test_update_meta_keeps_body);
     RUN_TEST(test_replacement_deletes_old_body);
     RUN_TEST(test_variants_and_deletes);
+    RUN_TEST(test_one_form_per_url);
     RUN_TEST(test_collision_is_a_miss);
     RUN_TEST(test_too_big_rejected);
     RUN_TEST(test_eviction_keeps_under_cache_size);
@@ -1141,6 +1282,7 @@ int main(void)
     RUN_TEST(test_restart_serves_entries);
     RUN_TEST(test_open_twice_busy);
     RUN_TEST(test_corrupt_or_foreign_rejected);
+    RUN_TEST(test_old_format_discarded);
     RUN_TEST(test_rtxn_left_reset);
     RUN_TEST(test_misuse_refused);
     return 0;
