@@ -18,11 +18,13 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DEFAULT_QUEUE_LIMIT ((size_t)64 << 20)
 #define DEFAULT_QUEUE_OPS 4096
 #define DEFAULT_BATCH_OPS 1024
 #define DEFAULT_BATCH_BYTES ((size_t)32 << 20)
+#define DEFAULT_COMMIT_INTERVAL_US 20000
 #define WOP_OVERHEAD 128 /* bytes accounted per queued op on top of its buffers */
 
 #define container_of_(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -101,6 +103,8 @@ struct store_writer {
     struct store *s;
     pthread_t thread;
     size_t limit, limit_ops, batch_ops, batch_bytes;
+    uint64_t interval_ns; /* group commit pacing; 0: none */
+    uint64_t last_start;  /* writer thread: CLOCK_MONOTONIC ns when the last batch began */
     size_t queued_ops;
     struct store_op *ops; /* writer thread: the batch handed to store_apply */
     struct wop **batch;   /* writer thread */
@@ -110,6 +114,7 @@ struct store_writer {
     struct wop *head, **tail;
     size_t queued_bytes;
     int stop, paused, kick;
+    enum { SLEEP_NONE, SLEEP_IDLE, SLEEP_PACING } sleep; /* what the writer thread waits for */
     struct store_fill *waiters;
     struct store_fill *live;
     struct store_writer_stats st;
@@ -161,7 +166,12 @@ static void enqueue(struct store_writer *w, struct wop *op)
     w->tail = &op->next;
     w->queued_bytes += op->bytes;
     w->queued_ops++;
-    pthread_cond_signal(&w->cond);
+    /* Wake the writer only when it sleeps for want of work, or when its paced wait should end early
+     * (a full batch is here). While it runs a batch or paces, it looks at the queue by itself; a wake-up
+     * per op would be a futex call and, on a shared core, a context switch per op. */
+    if (w->sleep == SLEEP_IDLE ||
+        (w->sleep == SLEEP_PACING && (w->queued_ops >= w->batch_ops || w->queued_bytes >= w->batch_bytes)))
+        pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -337,14 +347,52 @@ static void run_batch(struct store_writer *w, size_t n, size_t bytes)
     }
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Group commit pacing (lock held): whether to wait before starting the next batch. A commit has a fixed
+ * price whatever it holds (an fdatasync, the meta page, the B-tree branch pages every batch rewrites),
+ * and a writer that starts a transaction the moment anything is queued pays it for a handful of objects
+ * when it keeps up, which is most of the time. So under load a batch starts at most every interval
+ * after the previous one began; when the writer has been idle longer than that (light load), or a full
+ * batch is already waiting, or it is stopping, it starts at once. What waits is only visibility in the
+ * store: clients are served while the fill streams, and a flight stays joinable until its commit. */
+static int pace(struct store_writer *w, struct timespec *until)
+{
+    if (w->interval_ns == 0 || w->stop || w->queued_ops >= w->batch_ops || w->queued_bytes >= w->batch_bytes) return 0;
+    uint64_t due = w->last_start + w->interval_ns, now = mono_ns();
+    if (now >= due) return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* pthread_cond_timedwait's default clock */
+    uint64_t t = (uint64_t)ts.tv_nsec + (due - now);
+    until->tv_sec = ts.tv_sec + (time_t)(t / 1000000000u);
+    until->tv_nsec = (long)(t % 1000000000u);
+    return 1;
+}
+
 static void *writer_main(void *arg)
 {
     struct store_writer *w = arg;
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        while (!w->stop && (w->paused || (w->head == NULL && !w->kick)))
+        while (!w->stop && (w->paused || (w->head == NULL && !w->kick))) {
+            w->sleep = SLEEP_IDLE;
             pthread_cond_wait(&w->cond, &w->lock);
+        }
+        w->sleep = SLEEP_NONE;
         if (w->stop && w->head == NULL) break;
+        struct timespec until;
+        if (pace(w, &until)) {
+            w->sleep = SLEEP_PACING;
+            pthread_cond_timedwait(&w->cond, &w->lock, &until);
+            w->sleep = SLEEP_NONE;
+            continue; /* look again: more may have come, or a stop */
+        }
+        w->last_start = mono_ns();
         w->kick = 0;
         /* Group commit: everything queued, within the batch limits, goes into one transaction. */
         size_t n = 0, bytes = 0;
@@ -375,6 +423,8 @@ int store_writer_new(struct store_writer **out, struct store *s, const struct st
     w->limit_ops = cfg && cfg->queue_max_ops ? cfg->queue_max_ops : DEFAULT_QUEUE_OPS;
     w->batch_ops = cfg && cfg->batch_max_ops ? cfg->batch_max_ops : DEFAULT_BATCH_OPS;
     w->batch_bytes = cfg && cfg->batch_max_bytes ? cfg->batch_max_bytes : DEFAULT_BATCH_BYTES;
+    int iv = cfg ? cfg->commit_interval_us : 0;
+    w->interval_ns = iv < 0 ? 0 : (uint64_t)(iv ? iv : DEFAULT_COMMIT_INTERVAL_US) * 1000u;
     w->paused = cfg ? cfg->start_paused : 0;
     w->tail = &w->head;
     w->ops = calloc(w->batch_ops, sizeof(*w->ops));

@@ -327,6 +327,42 @@ static void test_group_commit(void)
     ASSERT_UEQ(txns, 10);
 }
 
+/* Group commit pacing. An idle writer starts a batch at once; one that has just begun a batch waits out
+ * commit_interval before the next, gathering what is queued meanwhile into one transaction; a full
+ * batch, or a stop, does not wait. The interval here (120 s) is longer than ctest's timeout for this
+ * test, so a wait that should not happen fails the test instead of passing slowly. */
+static void test_commit_pacing(void)
+{
+    struct store_writer_config wcfg = {.batch_max_ops = 4, .commit_interval_us = 120 * 1000 * 1000};
+    struct fixture fx;
+    fx_open(&fx, 64 * MIB, 0, &wcfg);
+    struct store_key k;
+    memset(&k, 0xee, sizeof(k));
+    struct done d[6];
+    memset(d, 0, sizeof(d));
+    /* Idle: at once. */
+    ASSERT_EQ(store_writer_delete_variant(fx.c, &k, done_cb, &d[0]), 0);
+    run_until(&fx.loop, fx.c, &d[0].called);
+    ASSERT_UEQ(wstats(fx.w).batches, 1);
+    /* Three ops within the interval wait; the fourth fills the batch, and all four go together. */
+    for (int i = 1; i <= 4; i++)
+        ASSERT_EQ(store_writer_delete_variant(fx.c, &k, done_cb, &d[i]), 0);
+    run_until(&fx.loop, fx.c, &d[4].called);
+    for (int i = 1; i <= 4; i++)
+        ASSERT_EQ(d[i].status, STORE_ENOTFOUND);
+    struct store_writer_stats st = wstats(fx.w);
+    ASSERT_UEQ(st.batches, 2);
+    ASSERT_UEQ(st.max_batch_ops, 4);
+    /* A lone op now waits for the interval, but stopping the writer applies it at once. */
+    ASSERT_EQ(store_writer_delete_variant(fx.c, &k, done_cb, &d[5]), 0);
+    store_writer_free(fx.w);
+    fx.w = NULL;
+    store_wclient_drain(fx.c);
+    ASSERT_EQ(d[5].called, 1);
+    ASSERT_EQ(d[5].status, STORE_ENOTFOUND);
+    fx_close(&fx);
+}
+
 /* Small objects commit without an append ever reaching the queue, so append back-pressure cannot hold
  * them: past queue_max_ops a fill does not start (-EAGAIN) and the response goes unstored, instead of
  * the queue (and memory) growing with every miss while the writer is behind. Once it has caught up,
@@ -745,6 +781,7 @@ int main(void)
 {
     RUN_TEST(test_fill_commit_streams_chunks);
     RUN_TEST(test_group_commit);
+    RUN_TEST(test_commit_pacing);
     RUN_TEST(test_fills_refused_when_behind);
     RUN_TEST(test_backpressure);
     RUN_TEST(test_no_resume_after_abort);
