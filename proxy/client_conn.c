@@ -293,6 +293,8 @@ void client_conn_close_after_write(struct client_conn *cc)
     update_reading(cc);
     if (outq_idle(&cc->out))
         start_linger(cc);
+    else
+        outq_want_empty(&cc->out);
 }
 
 void client_conn_txn_done(struct client_conn *cc, int keep_alive)
@@ -572,5 +574,6 @@ void client_conn__shutdown_write(struct client_conn *cc)
         uv_shutdown(&cc->sreq, (uv_stream_t *)&cc->tcp, on_shutdown_tunnel);
     } else {
         cc->shut_after_write = 1;
+        outq_want_empty(&cc->out);
     }
 }

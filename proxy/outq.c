@@ -183,10 +183,61 @@ static void write_put(struct buf_pool *p, struct outq_write *w)
     p->n_spare_writes++;
 }
 
+/* The kernel took `done` bytes from the front of the pending spans: release what is fully written and
+ * trim the first span that is not. Returns the bytes beyond the pending ones (the caller's own). */
+static size_t consume_pending(struct outq *q, size_t done)
+{
+    size_t used = 0;
+    while (used < q->n_pending && done >= q->pending[used].len) {
+        struct outq_span *sp = &q->pending[used++];
+        done -= sp->len;
+        q->bytes -= sp->len;
+        if (sp->blk)
+            buf_unref(sp->blk);
+    }
+    if (used < q->n_pending && done > 0) {
+        struct outq_span *sp = &q->pending[used];
+        sp->ptr += done;
+        sp->len -= done;
+        q->bytes -= done;
+        done = 0;
+    }
+    memmove(q->pending, q->pending + used, (q->n_pending - used) * sizeof(*q->pending));
+    q->n_pending -= used;
+    return done;
+}
+
+/* Pending spans as an iovec, up to OUTQ_MAX_IOV; returns the count. */
+static size_t pending_iov(const struct outq *q, uv_buf_t *iov)
+{
+    size_t k = 0;
+    while (k < q->n_pending && k < OUTQ_MAX_IOV) {
+        iov[k] = uv_buf_init((char *)q->pending[k].ptr, (unsigned)q->pending[k].len);
+        k++;
+    }
+    return k;
+}
+
 void outq_flush(struct outq *q)
 {
     if (q->inflight != NULL || q->n_pending == 0 || q->failed)
         return;
+    if (!q->above_high && !q->want_empty) {
+        /* Most responses fit in the socket buffer: one writev now, without a write request. Besides the
+         * request, that saves libuv's completion step, which re-arms the socket in epoll (an epoll_ctl
+         * per response). Not when on_drain or on_empty is due: they must come from a callback, never
+         * from inside the producer's push. Errors go the uv_write way below, which reports them asynchronously
+         * too, for the same reason. */
+        uv_buf_t iov[OUTQ_MAX_IOV];
+        size_t k = pending_iov(q, iov);
+        int rc = uv_try_write(q->stream, iov, (unsigned)k);
+        if (rc > 0)
+            consume_pending(q, (size_t)rc);
+        if (q->n_pending == 0) {
+            release_scratch_if_idle(q);
+            return;
+        }
+    }
     struct outq_write *w = write_get(q->pool);
     if (w == NULL) {
         q->failed = 1;
@@ -230,11 +281,7 @@ long outq_write_direct(struct outq *q, const uv_buf_t *bufs, size_t n)
     if (q->inflight != NULL)
         return 0;
     uv_buf_t iov[OUTQ_MAX_IOV];
-    size_t k = 0;
-    while (k < q->n_pending && k < OUTQ_MAX_IOV) {
-        iov[k] = uv_buf_init((char *)q->pending[k].ptr, (unsigned)q->pending[k].len);
-        k++;
-    }
+    size_t k = pending_iov(q, iov);
     /* The caller's bytes may only follow every pending one. */
     size_t mine = 0;
     if (k == q->n_pending)
@@ -250,23 +297,7 @@ long outq_write_direct(struct outq *q, const uv_buf_t *bufs, size_t n)
         release_pending(q);
         return rc;
     }
-    size_t done = (size_t)rc, used = 0;
-    while (used < q->n_pending && done >= q->pending[used].len) {
-        struct outq_span *sp = &q->pending[used++];
-        done -= sp->len;
-        q->bytes -= sp->len;
-        if (sp->blk)
-            buf_unref(sp->blk);
-    }
-    if (used < q->n_pending && done > 0) {
-        struct outq_span *sp = &q->pending[used];
-        sp->ptr += done;
-        sp->len -= done;
-        q->bytes -= done;
-        done = 0;
-    }
-    memmove(q->pending, q->pending + used, (q->n_pending - used) * sizeof(*q->pending));
-    q->n_pending -= used;
+    size_t done = consume_pending(q, (size_t)rc);
     release_scratch_if_idle(q);
     return mine > 0 ? (long)done : 0;
 }

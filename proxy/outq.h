@@ -44,13 +44,14 @@ struct outq {
     size_t bytes;                /* pending + in flight */
     size_t high_water, low_water;
     int above_high;              /* went above high water: on_drain is due at low water */
+    int want_empty;              /* the owner waits for on_empty: writes go through a callback */
     int failed;                  /* sticky: a write failed; later pushes are dropped */
     void *data;
     /* All queued bytes are written (or dropped after a failure) and the queue fell below low water. */
     void (*on_drain)(void *data);
     /* A write failed (peer reset, EPIPE). Called once. */
     void (*on_error)(void *data, int status);
-    /* Everything queued so far has reached the kernel. Optional. */
+    /* Everything queued so far has reached the kernel, after outq_want_empty(). Optional. */
     void (*on_empty)(void *data);
 };
 
@@ -84,6 +85,13 @@ long outq_write_direct(struct outq *q, const uv_buf_t *bufs, size_t n);
 static inline void outq_want_drain(struct outq *q)
 {
     q->above_high = 1;
+}
+
+/* Asks for on_empty when what is queued has been written. Without it, outq_flush may write everything
+ * at once and no callback follows (the owner checks outq_idle() when it needs to know). */
+static inline void outq_want_empty(struct outq *q)
+{
+    q->want_empty = 1;
 }
 
 static inline size_t outq_bytes(const struct outq *q)
