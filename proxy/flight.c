@@ -276,6 +276,13 @@ void flight_done(struct flight *f)
     pthread_mutex_unlock(&f->table->lock);
 }
 
+void flight_upstream_done(struct flight *f)
+{
+    pthread_mutex_lock(&f->table->lock);
+    f->v.upstream_done = 1;
+    pthread_mutex_unlock(&f->table->lock);
+}
+
 void flight_complete(struct flight *f)
 {
     pthread_mutex_lock(&f->table->lock);

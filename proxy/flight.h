@@ -67,6 +67,7 @@ struct flight_view {
     uint64_t length;       /* when length_known */
     uint64_t readable;     /* leading body bytes readable from the store */
     int complete;          /* readable is the whole body */
+    int upstream_done;     /* the leader has the whole response: only the store's commit is left */
 };
 
 int flight_table_init(struct flight_table *t);
@@ -103,6 +104,10 @@ int flight_set_head(struct flight *f, int status, const char *head, size_t head_
  * hook (flight_ref) that the final STORE_FILL_PROGRESS_END call drops. */
 void flight_progress(void *arg, uint64_t readable);
 void flight_done(struct flight *f);
+/* The whole response has arrived and its commit is queued. A follower that has sent nothing yet waits
+ * for the commit (DONE) instead of starting a response the store might still fail to keep; if the
+ * commit fails (FAILED with upstream_done), it fetches for itself, since the origin did answer. */
+void flight_upstream_done(struct flight *f);
 /* The object is whole in the store but the store does not show it yet (a 304's metadata update is
  * still queued): DONE for the followers, and still registered, so requests arriving meanwhile join it
  * rather than see the old stale entry and revalidate again. flight_unregister() when the store has it. */

@@ -320,6 +320,8 @@ static void fill_commit(struct txn *t)
         txn__fill_abort(t);
         return;
     }
+    if (tk->flight != NULL)
+        flight_upstream_done(tk->flight);
     rc = store_fill_commit(t->fill, &t->entry.pkey, &vkey, &rec, on_fill_end, tk);
     t->fill = NULL;
     t->commit_pending = 0;

@@ -509,6 +509,11 @@ void txn__follow_pump(struct txn *t)
     case FLIGHT_FETCHING:
         return;
     case FLIGHT_FAILED:
+        if (!t->head_sent && v.upstream_done) {
+            /* The origin answered in full; it was the store that could not keep the response. */
+            follow_fallback(t, "the shared response could not be stored");
+            return;
+        }
         if (!t->head_sent) {
             if (t->entry.found && (t->dec.flags & CP_F_STALE_IF_ERROR) && ctx_now_s(t->ctx) <= t->dec.stale_if_error_until) {
                 txn__follow_stop(t);
@@ -535,6 +540,10 @@ void txn__follow_pump(struct txn *t)
         client_conn_close(t->cc);
         return;
     case FLIGHT_STREAMING:
+        /* Arriving after the download: wait the moment until the commit (flight_upstream_done). */
+        if (!t->head_sent && !t->serving && v.upstream_done)
+            return;
+        break;
     case FLIGHT_DONE:
         break;
     }
