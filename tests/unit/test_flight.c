@@ -60,6 +60,15 @@ static void test_leader_then_followers(void)
     ASSERT_UEQ(v.readable, 4);
     ASSERT_UEQ(v.body_id, 7);
 
+    ASSERT_EQ(v.upstream_done, 0);
+    flight_upstream_done(a); /* the whole response is in; its commit is queued */
+    flight_view(a, &v);
+    ASSERT_EQ(v.upstream_done, 1);
+    ASSERT_EQ(v.state, FLIGHT_STREAMING); /* still joinable until the commit */
+    struct flight *late = flight_join(&t, &k, 0, &leader);
+    ASSERT(late == a);
+    ASSERT_EQ(leader, 0);
+    flight_release(late);
     flight_progress(a, 10);
     flight_done(a);
     flight_view(a, &v);
