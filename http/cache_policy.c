@@ -130,7 +130,25 @@ enum cp_store_verdict cp_storable(const struct http_msg *req, const struct http_
     return CP_NS_NOT_CACHEABLE;
 }
 
-int cp__excluded_field(const struct http_msg *m, const struct http_field *f, int m_has_connection)
+void cp__conn_names(const struct http_msg *m, struct cp__conn_names *out)
+{
+    out->n = 0;
+    out->overflow = 0;
+    for (const struct http_field *f = http_msg_find(m, "Connection"); f != NULL; f = http_msg_find_next(m, f)) {
+        const char *pos = f->value, *end = f->value + f->value_len, *e;
+        size_t len;
+        while (http_field_list_next(&pos, end, &e, &len)) {
+            if (out->n == CP__CONN_NAMES_MAX) {
+                out->overflow = 1;
+                return;
+            }
+            out->name[out->n] = e;
+            out->len[out->n++] = len;
+        }
+    }
+}
+
+int cp__excluded_field(const struct http_msg *m, const struct http_field *f, const struct cp__conn_names *cn)
 {
     /* RFC 9110 s7.6.1 hop-by-hop fields (Trailer too: the stored body has no trailer section), and
      * s3.1's proxy-specific fields, which MUST NOT be stored. */
@@ -141,9 +159,11 @@ int cp__excluded_field(const struct http_msg *m, const struct http_field *f, int
     if (f->flags & HTTP_FIELD_HOP) return 1;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (http_name_eq(f->name, f->name_len, names[i])) return 1;
-    /* RFC 9110 s7.6.1: every field named in Connection is hop-by-hop too. The caller says whether m
-     * has a Connection field at all (found once, not once per field). */
-    return m_has_connection && http_msg_has_token(m, "Connection", f->name);
+    /* RFC 9110 s7.6.1: every field named in Connection is hop-by-hop too. */
+    if (cn->overflow) return http_msg_has_token(m, "Connection", f->name);
+    for (size_t i = 0; i < cn->n; i++)
+        if (cn->len[i] == f->name_len && strncasecmp(cn->name[i], f->name, f->name_len) == 0) return 1;
+    return 0;
 }
 
 int cp_prepare_for_storage(struct http_msg *resp, int64_t response_time, struct arena *a)
@@ -153,11 +173,12 @@ int cp_prepare_for_storage(struct http_msg *resp, int64_t response_time, struct 
     /* Decide for every field first, then mark: marking Connection removed early would hide the names it
      * lists from the later checks. HTTP_FIELD_HOP serves as the provisional mark; it means "not stored"
      * anyway. */
-    int conn = http_msg_find(resp, "Connection") != NULL;
+    struct cp__conn_names conn;
+    cp__conn_names(resp, &conn);
     for (size_t i = 0; i < resp->n_fields; i++) {
         struct http_field *f = &resp->fields[i];
         if (!(f->flags & HTTP_FIELD_REMOVED) &&
-            (cp__excluded_field(resp, f, conn) || http_cc_list_has(&cc.private_fields, f->name, f->name_len)))
+            (cp__excluded_field(resp, f, &conn) || http_cc_list_has(&cc.private_fields, f->name, f->name_len)))
             f->flags |= HTTP_FIELD_HOP;
     }
     for (size_t i = 0; i < resp->n_fields; i++)

@@ -315,9 +315,19 @@ size_t cp_invalidation_targets(const struct http_msg *req, int status, const str
 
 int64_t cp__freshness(const struct http_msg *resp, const struct http_cc *cc, int64_t response_time, const struct cp_limits *lim,
                       enum cp_fresh_source *source);
-/* 1 if field `name` must never be stored or taken from an update (s3.1, s3.2): hop-by-hop, named in
- * `m`'s Connection, or proxy-specific. m_has_connection: whether m has a Connection field at all
- * (callers find out once per message, not once per field). */
-int cp__excluded_field(const struct http_msg *m, const struct http_field *f, int m_has_connection);
+/* The field names a message's Connection lists (RFC 9110 s7.6.1), gathered once per message, so that
+ * checking every field against them costs a few length compares instead of a scan of Connection per
+ * field. The names point into m. */
+#define CP__CONN_NAMES_MAX 8
+struct cp__conn_names {
+    size_t n;
+    int overflow; /* more names than fit: cp__excluded_field scans Connection itself */
+    const char *name[CP__CONN_NAMES_MAX];
+    size_t len[CP__CONN_NAMES_MAX];
+};
+void cp__conn_names(const struct http_msg *m, struct cp__conn_names *out);
+/* 1 if field f of m must never be stored or taken from an update (s3.1, s3.2): hop-by-hop, named in
+ * m's Connection (cn, from cp__conn_names(m)), or proxy-specific. */
+int cp__excluded_field(const struct http_msg *m, const struct http_field *f, const struct cp__conn_names *cn);
 
 #endif

@@ -94,7 +94,7 @@ size_t cp_select_304(const struct http_msg *upd, const struct cp_stored *stored,
 }
 
 /* Does field f of the update replace stored fields? s3.2's exceptions. */
-static int updates(const struct http_msg *upd, const struct http_field *f, int upd_conn)
+static int updates(const struct http_msg *upd, const struct http_field *f, const struct cp__conn_names *upd_conn)
 {
     if (f->flags & HTTP_FIELD_REMOVED) return 0;
     if (cp__excluded_field(upd, f, upd_conn)) return 0;                           /* "Header fields excepted from storage in Section 3.1" */
@@ -103,11 +103,12 @@ static int updates(const struct http_msg *upd, const struct http_field *f, int u
     return 1;
 }
 
-static int upd_replaces(const struct http_msg *upd, const char *name, size_t len, int upd_conn)
+/* upd_ok[i]: updates(upd, field i), decided once per update field rather than once per stored field. */
+static int upd_replaces(const struct http_msg *upd, const uint8_t *upd_ok, const char *name, size_t len)
 {
     for (size_t i = 0; i < upd->n_fields; i++) {
         const struct http_field *f = &upd->fields[i];
-        if (f->name_len == len && strncasecmp(f->name, name, len) == 0 && updates(upd, f, upd_conn)) return 1;
+        if (upd_ok[i] && f->name_len == len && strncasecmp(f->name, name, len) == 0) return 1;
     }
     return 0;
 }
@@ -126,11 +127,17 @@ int cp_merge_304(const struct http_msg *stored, const struct http_msg *upd, int6
     out->keep_alive = stored->keep_alive;
 
     int upd_has_date = http_msg_find(upd, "Date") != NULL;
-    int stored_conn = http_msg_find(stored, "Connection") != NULL, upd_conn = http_msg_find(upd, "Connection") != NULL;
+    struct cp__conn_names stored_conn, upd_conn;
+    cp__conn_names(stored, &stored_conn);
+    cp__conn_names(upd, &upd_conn);
+    uint8_t *upd_ok = arena_alloc(a, upd->n_fields ? upd->n_fields : 1);
+    if (upd_ok == NULL) return -ENOMEM;
+    for (size_t i = 0; i < upd->n_fields; i++)
+        upd_ok[i] = (uint8_t)updates(upd, &upd->fields[i], &upd_conn);
     for (size_t i = 0; i < stored->n_fields; i++) {
         const struct http_field *f = &stored->fields[i];
-        if ((f->flags & HTTP_FIELD_REMOVED) || cp__excluded_field(stored, f, stored_conn)) continue;
-        if (upd_replaces(upd, f->name, f->name_len, upd_conn)) continue;
+        if ((f->flags & HTTP_FIELD_REMOVED) || cp__excluded_field(stored, f, &stored_conn)) continue;
+        if (upd_replaces(upd, upd_ok, f->name, f->name_len)) continue;
         /* RFC 9110 s6.6.1: an update without Date gets one (below), which replaces the old one. */
         if (!upd_has_date && http_name_eq(f->name, f->name_len, "Date")) continue;
         /* s4.2: age counts from the last validation; an Age the update does not restate is obsolete. */
@@ -139,7 +146,7 @@ int cp_merge_304(const struct http_msg *stored, const struct http_msg *upd, int6
     }
     for (size_t i = 0; i < upd->n_fields; i++) {
         const struct http_field *f = &upd->fields[i];
-        if (updates(upd, f, upd_conn) && http_msg_add(out, a, f->name, f->name_len, f->value, f->value_len) < 0) return -ENOMEM;
+        if (upd_ok[i] && http_msg_add(out, a, f->name, f->name_len, f->value, f->value_len) < 0) return -ENOMEM;
     }
     if (!upd_has_date) {
         char buf[HTTP_DATE_BUFSZ];

@@ -222,6 +222,19 @@ static void test_prepare_for_storage(void)
     http_date_format(T0 + 5, want);
     ASSERT_STR_EQ(field(m, "Date"), want);
 
+    /* Connection names are gathered once per message: several Connection lines, and more names than
+     * the gathered list holds (the rest is found by scanning), all count. */
+    m = resp(200, "Connection: a1, a2, a3\n"
+                  "Connection: a4, a5, a6, a7, X-Early\n"
+                  "Connection: a9, a10, X-Late\n"
+                  "X-Early: 1\n"
+                  "X-Late: 2\n"
+                  "X-Kept: 3");
+    ASSERT_EQ(cp_prepare_for_storage(m, T0, &A), 0);
+    ASSERT(field(m, "X-Early") == NULL);
+    ASSERT(field(m, "X-Late") == NULL);
+    ASSERT_STR_EQ(field(m, "X-Kept"), "3");
+
     /* An existing valid Date is kept; an invalid one is replaced (RFC 9110 s6.6.1 MAY). */
     m = resp(200, "Date: @-10");
     ASSERT_EQ(cp_prepare_for_storage(m, T0, &A), 0);
