@@ -539,12 +539,27 @@ static void set_llhttp_error(struct http_parser *p, llhttp_errno_t e)
  * change what the sender meant). RFC 9112 s2.2 forbids whitespace before the first field line too. */
 static int scan_section(struct http_parser *p, const char *s, const char *end)
 {
-    for (; s < end; s++) {
-        if (p->after_lf && (*s == ' ' || *s == '\t'))
+    if (s == end)
+        return 0;
+    /* Only the byte after a LF matters, so hop from LF to LF (memchr) rather than look at every byte:
+     * this ran at 10 instructions a byte over every head. after_lf carries a LF that ended the last
+     * buffer over to the next one. */
+    if (p->after_lf && (*s == ' ' || *s == '\t'))
+        return fail(p, bad_status(p), "obsolete line folding");
+    for (;;) {
+        const char *lf = memchr(s, '\n', (size_t)(end - s));
+        if (lf == NULL) {
+            p->after_lf = 0;
+            return 0;
+        }
+        if (lf + 1 == end) {
+            p->after_lf = 1;
+            return 0;
+        }
+        if (lf[1] == ' ' || lf[1] == '\t')
             return fail(p, bad_status(p), "obsolete line folding");
-        p->after_lf = *s == '\n';
+        s = lf + 1;
     }
-    return 0;
 }
 
 /* Runs a message event llhttp reported while it was paused just after it, so that every byte up to

@@ -18,15 +18,39 @@ static void mark_named(struct http_msg *m, const char *name, size_t len)
     }
 }
 
+/* The fields that are hop-by-hop whatever Connection says (RFC 9110 s7.6.1, s7.8, s10.1.4, s11.7;
+ * RFC 9112 s6.1, s9.6 for Keep-Alive and Proxy-Connection). Sorted out by length first: one pass
+ * over the fields instead of one per name. */
+static int always_hop(const char *n, size_t len)
+{
+    switch (len) {
+    case 2:
+        return strncasecmp(n, "te", 2) == 0;
+    case 7:
+        return strncasecmp(n, "trailer", 7) == 0 || strncasecmp(n, "upgrade", 7) == 0;
+    case 10:
+        return strncasecmp(n, "connection", 10) == 0 || strncasecmp(n, "keep-alive", 10) == 0;
+    case 16:
+        return strncasecmp(n, "proxy-connection", 16) == 0;
+    case 17:
+        return strncasecmp(n, "transfer-encoding", 17) == 0;
+    case 18:
+        return strncasecmp(n, "proxy-authenticate", 18) == 0;
+    case 19:
+        return strncasecmp(n, "proxy-authorization", 19) == 0;
+    default:
+        return 0;
+    }
+}
+
 void http_mark_hop_by_hop(struct http_msg *m)
 {
-    static const char *const fixed[] = {"connection",          "keep-alive", "proxy-connection", "proxy-authenticate",
-                                        "proxy-authorization", "te",         "trailer",          "transfer-encoding",
-                                        "upgrade"};
-    /* RFC 9110 s7.6.1: every field named in Connection is for this hop only. Walk a copy of the list
-     * first, since marking does not change values. */
+    /* RFC 9110 s7.6.1: every field named in Connection is for this hop only. Marking does not change
+     * values, so the Connection fields can be walked while marking. */
     for (size_t i = 0; i < m->n_fields; i++) {
-        const struct http_field *f = &m->fields[i];
+        struct http_field *f = &m->fields[i];
+        if (always_hop(f->name, f->name_len))
+            f->flags |= HTTP_FIELD_HOP;
         if (f->flags & HTTP_FIELD_REMOVED || !http_name_eq(f->name, f->name_len, "connection"))
             continue;
         const char *s = f->value, *end = f->value + f->value_len;
@@ -40,8 +64,6 @@ void http_mark_hop_by_hop(struct http_msg *m)
                 mark_named(m, t, (size_t)(s - t));
         }
     }
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        mark_named(m, fixed[i], strlen(fixed[i]));
 }
 
 static int skipped(const struct http_field *f)

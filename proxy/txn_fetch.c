@@ -51,7 +51,16 @@ static int send_request_head(struct txn *t)
     http_mark_hop_by_hop(r);
     http_msg_remove(r, "host");
     http_msg_remove(r, "content-length");
-    char *start = arena_printf(&t->arena, "%.*s %s HTTP/1.1", (int)r->method_len, r->method_name, target);
+    /* The request line, built by hand: a printf here was 2k instructions per miss. */
+    size_t tlen = strlen(target);
+    char *start = arena_alloc(&t->arena, r->method_len + tlen + 11);
+    if (start != NULL) {
+        char *p = fmt_str(start, r->method_name, r->method_len);
+        *p++ = ' ';
+        p = fmt_str(p, target, tlen);
+        p = fmt_str(p, " HTTP/1.1", 9);
+        *p = '\0';
+    }
     char via[TXN_VIA_MAX], clen[FMT_U64_MAX + 1], mf[16];
     txn__via_value(t, r->version_major, r->version_minor, via);
     struct http_extra_field extra[5];
