@@ -514,6 +514,27 @@ static int put_chunk(struct wctx *w, uint64_t body_id, uint32_t chunk_no, const 
     return 0;
 }
 
+/* A commit carrying chunk 0: the body is that one chunk. A chunk 0 already there (an earlier
+ * PUT_CHUNK) makes this a second writer of the body: refused, as put_chunk refuses it. */
+static int put_only_chunk(struct wctx *w, const struct store_op *op, uint64_t body_len)
+{
+    struct store *s = w->s;
+    if (op->len != body_len || op->len > STORE_CHUNK_SIZE) return STORE_ESHORT;
+    if (op->len > s->max_object_size) return STORE_ETOOBIG;
+    int rc = ensure_room(w, op->len, NULL);
+    if (rc != 0) return rc;
+    uint8_t kb[STORE_BODY_KEY_LEN];
+    store__body_key(kb, op->body_id, 0);
+    MDB_val k = val(kb, sizeof(kb)), v = val(op->data, op->len);
+    rc = mdb_put(w->txn, s->dbi_body, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) return -EINVAL;
+    if (rc != 0) return mdb_err(rc);
+    w->ws->a.used_bytes += op->len;
+    w->ws->d.body_chunk_writes++;
+    w->ws->d.body_bytes_written += op->len;
+    return 0;
+}
+
 /* Checks that a body's chunks are numbered 0..n-1, all full but the last, and add up to body_len. */
 static int verify_chunks(struct wctx *w, uint64_t body_id, uint64_t body_len, uint32_t *n_chunks)
 {
@@ -624,18 +645,28 @@ static int op_commit(struct wctx *w, const struct store_op *op)
     if (op->body_id == 0 || store_record_decode(op->rec, op->rec_len, &rec) != 0) return -EINVAL;
     if (rec.body_len > s->max_object_size) return STORE_ETOOBIG;
     int rc;
-    if (op->data != NULL && op->len > 0 && (rc = put_chunk(w, op->body_id, op->chunk_no, op->data, op->len, op->now)) != 0)
-        return rc;
     uint32_t n_chunks = 0;
-    if ((rc = verify_chunks(w, op->body_id, rec.body_len, &n_chunks)) != 0) return rc;
-    /* Chunks without a pending row belong to a published entry (or to nobody): one body, one entry. */
     uint8_t pk[8];
     store__be64_put(pk, op->body_id);
-    MDB_val k = val(pk, sizeof(pk)), v;
-    rc = mdb_get(w->txn, s->dbi_pending, &k, &v);
-    if (rc == MDB_NOTFOUND && n_chunks > 0) return -EINVAL;
-    if (rc != 0 && rc != MDB_NOTFOUND) return mdb_err(rc);
-    int had_pending = rc == 0;
+    MDB_val k, v;
+    int had_pending = 0;
+    if (op->data != NULL && op->len > 0 && op->chunk_no == 0) {
+        /* The whole body in the commit (every small object): it is published in this same transaction,
+         * so it needs no pending row (put, read back and deleted here before) nor a walk over its
+         * chunks. */
+        if ((rc = put_only_chunk(w, op, rec.body_len)) != 0) return rc;
+        n_chunks = 1;
+    } else {
+        if (op->data != NULL && op->len > 0 && (rc = put_chunk(w, op->body_id, op->chunk_no, op->data, op->len, op->now)) != 0)
+            return rc;
+        if ((rc = verify_chunks(w, op->body_id, rec.body_len, &n_chunks)) != 0) return rc;
+        /* Chunks without a pending row belong to a published entry (or to nobody): one body, one entry. */
+        k = val(pk, sizeof(pk));
+        rc = mdb_get(w->txn, s->dbi_pending, &k, &v);
+        if (rc == MDB_NOTFOUND && n_chunks > 0) return -EINVAL;
+        if (rc != 0 && rc != MDB_NOTFOUND) return mdb_err(rc);
+        had_pending = rc == 0;
+    }
 
     /* Replacing a variant: the old meta, index rows and body go in this same transaction. A reader
      * streaming the old body gets STORE_EGONE at its next chunk. Popularity belongs to the URL, so the
@@ -978,7 +1009,7 @@ static void reclaim_run(struct store *s)
 
 /* After MDB_MAP_FULL: evicts at least `need` bytes (and 1/16 of the map) in its own transaction, then
  * commits one more small transaction so the freed pages become reusable (LMDB hands out pages freed by
- * transaction T only from T+2 on). STORE_ENOTFOUND when there was nothing to evict. */
+ * transaction T only from T+2 on). 0 when the failed write is worth one more try. */
 static int evict_for_space(struct store *s, uint64_t need)
 {
     uint64_t target = need > s->map_size / 16 ? need : s->map_size / 16;
@@ -987,14 +1018,13 @@ static int evict_for_space(struct store *s, uint64_t need)
     int rc = wtxn_begin(s, &w, &ws);
     if (rc != 0) return rc;
     uint64_t freed_total = 0;
-    int evicted = 0, changed = 0;
+    int changed = 0;
     while (freed_total < target) {
         uint64_t freed;
         rc = evict_one(&w, NULL, &freed);
         if (rc != 0) break;
         changed = 1;
         freed_total += freed;
-        evicted += freed > 0;
     }
     if (rc != 0 && rc != STORE_ENOTFOUND) {
         mdb_txn_abort(w.txn);
@@ -1002,7 +1032,9 @@ static int evict_for_space(struct store *s, uint64_t need)
     }
     w.dirty = changed;
     if ((rc = wtxn_commit(&w)) != 0) return rc;
-    if (!evicted) return STORE_ENOTFOUND;
+    /* Even with nothing left to evict, pages freed by the last transactions (a failed fill's chunks,
+     * reclaimed just before) may be what is missing: they become reusable only after more commits,
+     * so the small transaction below is worth a retry either way. */
     if ((rc = wtxn_begin(s, &w, &ws)) != 0) return rc;
     uint8_t buf[ALLOC_VAL_LEN];
     alloc_encode(buf, &ws.a);

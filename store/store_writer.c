@@ -21,7 +21,7 @@
 #include <time.h>
 
 #define DEFAULT_QUEUE_LIMIT ((size_t)64 << 20)
-#define DEFAULT_QUEUE_OPS 4096
+#define DEFAULT_QUEUE_OPS 16384
 #define DEFAULT_BATCH_OPS 1024
 #define DEFAULT_BATCH_BYTES ((size_t)32 << 20)
 #define DEFAULT_COMMIT_INTERVAL_US 20000

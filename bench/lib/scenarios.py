@@ -219,7 +219,7 @@ def s5_cold(env, product, rep):
         r["larder_not_stored_writer_behind"] = refused
         if refused:
             run.notes.append(f"larder stored {stored} of {stored + refused} cacheable responses; {refused} went through "
-                             "unstored because its store writer was 4096 operations behind (it shares the one core)")
+                             "unstored because its store writer was too far behind (16384 operations or 64 MiB queued; it shares the one core)")
     run.values = {"rps": r["rps"], "req_per_cpu": r["req_per_cpu_s"]}
     wrk_notes(r, run)
     if r["origin_200"] < r["requests"] * 0.95:
