@@ -444,6 +444,23 @@ static void reply_clock(struct txn *t, const char *query, size_t qlen)
     txn__reply_local(t, 200, body, (size_t)n, NULL, NULL);
 }
 
+/* Test hook (test_hooks on): POST /larder/writer?pause=1 holds the store writer (ops queue, nothing
+ * commits), pause=0 lets it go on, so integration tests can stand in the window between a download's
+ * end and its commit without racing it. */
+static void reply_writer(struct txn *t, const char *query, size_t qlen)
+{
+    struct cache *c = t->ctx->shared->cache;
+    int pause = memmem(query, qlen, "pause=1", 7) != NULL;
+    if (c == NULL || (!pause && memmem(query, qlen, "pause=0", 7) == NULL)) {
+        txn__reply_error(t, 400, "POST /larder/writer?pause=1 or ?pause=0, with a cache");
+        return;
+    }
+    store_writer_set_paused(c->writer, pause);
+    snprintf(t->url, sizeof(t->url), "larder:writer");
+    t->fwd = "bypass";
+    txn__reply_local(t, 200, pause ? "paused\n" : "running\n", pause ? 7 : 8, NULL, NULL);
+}
+
 /* Requests addressed to larder itself (origin-form). */
 static void handle_origin_form(struct txn *t)
 {
@@ -456,6 +473,10 @@ static void handle_origin_form(struct txn *t)
     }
     if (t->ctx->cfg->test_hooks && t->req.method == HTTP_METHOD_POST && tl >= 13 && memcmp(tg, "/larder/clock", 13) == 0) {
         reply_clock(t, tg + 13, tl - 13);
+        return;
+    }
+    if (t->ctx->cfg->test_hooks && t->req.method == HTTP_METHOD_POST && tl >= 14 && memcmp(tg, "/larder/writer", 14) == 0) {
+        reply_writer(t, tg + 14, tl - 14);
         return;
     }
     METRIC_INC(&t->ctx->metrics, errors_bad_request);
