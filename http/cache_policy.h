@@ -154,6 +154,22 @@ int cp_vary_matches(const struct http_msg *resp, const char *key, size_t key_len
 /* ------------------------------------------------------------------------------------------------ */
 /* Deciding what to do with a request (s4)                                                           */
 
+/* What cp_decide() needs from a stored response that depends neither on the request nor on the clock:
+ * its Cache-Control, "Vary: *", the Age and Date values and the freshness lifetime. A caller that
+ * keeps a decoded head across requests (proxy/cache_hot.h) computes it once with cp_summarize() and
+ * passes it along, so that a hit does not parse Cache-Control and dates again. Pointers in cc point
+ * into resp's field values. */
+struct cp_resp_summary {
+    struct http_cc cc;
+    int vary_star;
+    int age_invalid;    /* an Age field that is not delta-seconds (s5.1: then stale) */
+    int64_t age_value;  /* s4.2.3: Age, 0 if absent or invalid */
+    int64_t date_value; /* s4.2.3: Date, or response_time if absent or invalid */
+    int64_t lifetime;   /* s4.2.1 */
+    enum cp_fresh_source source;
+};
+void cp_summarize(const struct http_msg *resp, int64_t response_time, const struct cp_limits *lim, struct cp_resp_summary *out);
+
 /* A stored response as the caller loaded it. */
 struct cp_stored {
     const struct http_msg *resp; /* stored status and header fields */
@@ -162,6 +178,9 @@ struct cp_stored {
     const char *variant_key;     /* cp_variant_key() of the request it was stored for; NULL: not checked */
     size_t variant_key_len;
     int invalidated; /* s4.4: marked invalid; needs validation before reuse */
+    /* Optional: cp_summarize(resp, response_time, lim) with the lim given to cp_decide; NULL: computed
+     * there. Same decisions either way. */
+    const struct cp_resp_summary *summary;
 };
 
 enum cp_action {

@@ -91,6 +91,17 @@ int64_t cp_age_formula(int64_t age_value, int64_t date_value, int64_t request_ti
     return cap(corrected_initial_age + resident_time);
 }
 
+void cp_summarize(const struct http_msg *resp, int64_t response_time, const struct cp_limits *lim, struct cp_resp_summary *out)
+{
+    http_cc_parse(resp, &out->cc);
+    out->vary_star = http_vary_has_star(resp);
+    out->lifetime = cp__freshness(resp, &out->cc, response_time, lim, &out->source);
+    int rc = http_age_get(resp, &out->age_value);
+    out->age_invalid = rc == -EINVAL;
+    if (rc < 0) out->age_value = 0;
+    out->date_value = date_value(resp, response_time);
+}
+
 int64_t cp_current_age(const struct http_msg *resp, int64_t request_time, int64_t response_time, int64_t now)
 {
     int64_t age_value;

@@ -145,6 +145,7 @@ int cache_lookup(struct cache_loop *cl, const char *url, size_t url_len, const s
             e->resp = v.resp;
             e->pkey = v.pkey;
             e->vkey = v.vkey;
+            e->summary = v.summary;
             e->found = 1;
             e->from_hot = 1;
             return 0;
@@ -197,8 +198,10 @@ int cache_lookup(struct cache_loop *cl, const char *url, size_t url_len, const s
      * no meta record changes. */
     if (e->found && snapshot && n_total == 1 && e->meta.rec.variant_len == 0 && e->meta.blob_len <= CACHE_HOT_MAX_BLOB &&
         http_msg_find(&e->resp, "vary") == NULL) {
+        struct cp_resp_summary sum;
+        cp_summarize(&e->resp, e->meta.rec.response_time, &cl->cache->limits, &sum);
         e->hot = cache_hot_put(&cl->hot, url, url_len, cl->snap_gen, e->meta.blob, &e->meta.rec, &e->resp, &e->pkey,
-                               &e->vkey);
+                               &e->vkey, &sum);
         if (e->hot != NULL)
             e->meta.blob = NULL; /* the hot entry's now */
     }

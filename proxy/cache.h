@@ -50,6 +50,7 @@ struct cache_entry {
     int found;
     int from_hot;           /* found in the hot table, without an LMDB lookup */
     int vary_miss;          /* something is stored for the URL, but no variant matches this request */
+    const struct cp_resp_summary *summary; /* the hot entry's, when from_hot; else NULL */
 };
 
 /* Opens the store in cfg->cache_dir and starts the writer thread. 0, or -1 with a reason in err. */

@@ -11,6 +11,7 @@ struct cache_hot_entry {
     struct http_msg resp;          /* fields: the array below */
     struct http_field *fields;
     struct store_key pkey, vkey;
+    struct cp_resp_summary summary; /* cp_summarize() of resp: what every hit's decision needs */
 };
 
 /* FNV-1a: the URL only picks a slot; the record's own URI is compared on every use. */
@@ -57,12 +58,14 @@ int cache_hot_get(struct cache_hot *h, const char *url, size_t url_len, uint64_t
     out->rec = e->rec;
     out->pkey = e->pkey;
     out->vkey = e->vkey;
+    out->summary = &e->summary;
     return 1;
 }
 
 struct cache_hot_entry *cache_hot_put(struct cache_hot *h, const char *url, size_t url_len, uint64_t gen, void *blob,
                                       const struct store_record *rec, const struct http_msg *resp,
-                                      const struct store_key *pkey, const struct store_key *vkey)
+                                      const struct store_key *pkey, const struct store_key *vkey,
+                                      const struct cp_resp_summary *summary)
 {
     if (h->slots == NULL && (h->slots = calloc(CACHE_HOT_SLOTS, sizeof(*h->slots))) == NULL)
         return NULL;
@@ -85,6 +88,7 @@ struct cache_hot_entry *cache_hot_put(struct cache_hot *h, const char *url, size
     e->fields = fields;
     e->pkey = *pkey;
     e->vkey = *vkey;
+    e->summary = *summary; /* its lists point into field values, which live in blob */
     size_t i = slot_of(url, url_len);
     cache_hot_unref(h->slots[i]);
     h->slots[i] = e;

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "http/arena.h"
+#include "http/cache_policy.h"
 #include "http/http_msg.h"
 #include "store/store.h"
 
@@ -38,6 +39,7 @@ struct cache_hot_view {
     struct store_record rec;
     struct http_msg resp;
     struct store_key pkey, vkey;
+    const struct cp_resp_summary *summary; /* the entry's (valid while ref is held) */
 };
 
 /* An entry for url tagged with generation gen, or 0. */
@@ -48,7 +50,8 @@ int cache_hot_get(struct cache_hot *h, const char *url, size_t url_len, uint64_t
  * memory), in which case blob is still the caller's. */
 struct cache_hot_entry *cache_hot_put(struct cache_hot *h, const char *url, size_t url_len, uint64_t gen, void *blob,
                                       const struct store_record *rec, const struct http_msg *resp,
-                                      const struct store_key *pkey, const struct store_key *vkey);
+                                      const struct store_key *pkey, const struct store_key *vkey,
+                                      const struct cp_resp_summary *summary);
 void cache_hot_unref(struct cache_hot_entry *e);
 void cache_hot_free(struct cache_hot *h);
 

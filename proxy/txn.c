@@ -623,7 +623,7 @@ static void spawn_background_revalidation(struct txn *fg)
         return;
     }
     struct cp_stored st = {&t->entry.resp, t->entry.meta.rec.request_time, t->entry.meta.rec.response_time,
-                           t->entry.meta.rec.variant, t->entry.meta.rec.variant_len, 0};
+                           t->entry.meta.rec.variant, t->entry.meta.rec.variant_len, 0, t->entry.summary};
     cp_decide(&t->req, &st, now, &ctx->shared->cache->limits, &t->dec);
     if (cp_conditional(&t->entry.resp, &t->req, &t->arena) <= 0) {
         txn_free(t);
@@ -740,7 +740,7 @@ static int consult_cache(struct txn *t)
     struct cp_stored st;
     if (t->entry.found) {
         st = (struct cp_stored){&t->entry.resp, t->entry.meta.rec.request_time, t->entry.meta.rec.response_time,
-                                t->entry.meta.rec.variant, t->entry.meta.rec.variant_len, 0};
+                                t->entry.meta.rec.variant, t->entry.meta.rec.variant_len, 0, t->entry.summary};
     }
     cp_decide(&t->req, t->entry.found ? &st : NULL, now, &cache->limits, &t->dec);
     LOG_DEBUG(ctx->log, t->id, "%s %s: %s (%s), age %" PRId64 " lifetime %" PRId64, t->req.method_name, t->url,

@@ -580,7 +580,7 @@ static int send_interim(struct txn *t, struct http_msg *resp)
 static int refresh_from_304(struct txn *t, struct http_msg *upd)
 {
     struct cp_stored st = {&t->entry.resp, t->entry.meta.rec.request_time, t->entry.meta.rec.response_time,
-                           t->entry.meta.rec.variant, t->entry.meta.rec.variant_len, 0};
+                           t->entry.meta.rec.variant, t->entry.meta.rec.variant_len, 0, NULL};
     size_t sel;
     if (cp_select_304(upd, &st, 1, &sel) != 1)
         return 0;

@@ -81,6 +81,7 @@ struct txn {
     uint64_t serve_body_id;
     uint64_t serve_limit;  /* body bytes readable now (UINT64_MAX: the whole stored body) */
     int64_t serve_request_time, serve_response_time; /* of the stored response, for Age */
+    const struct cp_resp_summary *serve_summary;      /* its Age and Date values, when known (hot entry) */
     int serving;
     int serve_chunked;     /* length unknown (object still arriving): chunked to the client */
     int serve_open;        /* the last body segment ends where the object ends, not known yet */

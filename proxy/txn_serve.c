@@ -50,7 +50,10 @@ static long send_head(struct txn *t, int status, const struct http_msg *resp, co
     for (size_t i = 0; i < n_extra && n < 6; i++)
         ex[n++] = extra[i];
     char age[FMT_U64_MAX + 2], via[TXN_VIA_MAX], cs[TXN_CACHE_STATUS_MAX];
-    int64_t a = cp_current_age(resp, t->serve_request_time, t->serve_response_time, ctx_now_s(t->ctx));
+    const struct cp_resp_summary *sum = t->serve_summary;
+    int64_t a = sum != NULL ? cp_age_formula(sum->age_value, sum->date_value, t->serve_request_time, t->serve_response_time,
+                                             ctx_now_s(t->ctx))
+                            : cp_current_age(resp, t->serve_request_time, t->serve_response_time, ctx_now_s(t->ctx));
     *fmt_i64(age, a) = '\0';
     ex[n++] = (struct http_extra_field){"Age", age};
     if (!t->client_ka)
@@ -395,6 +398,8 @@ void txn__serve_stored(struct txn *t, struct http_msg *resp, const struct store_
     t->serve_limit = UINT64_MAX;
     t->serve_request_time = rec->request_time;
     t->serve_response_time = rec->response_time;
+    /* The summary describes the stored head as stored; a merged or other head gets none. */
+    t->serve_summary = resp == &t->entry.resp && rec == &t->entry.meta.rec ? t->entry.summary : NULL;
     serve_plan(t, resp, rec->body_id, 1, rec->body_len, rec->response_time);
 }
 
@@ -559,6 +564,7 @@ void txn__follow_pump(struct txn *t)
         t->serve_limit = v.readable;
         t->serve_request_time = v.request_time;
         t->serve_response_time = v.response_time;
+        t->serve_summary = NULL;
         t->fwd_status = v.status;
         /* A refresh that kept the stored body was a 304; a new body means the entry was modified. */
         if (t->entry.found)

@@ -511,16 +511,36 @@ static const struct decide_row decide_rows[] = {
     {"s4.1 Vary: * never matches: MISS", "GET", "", "Date: @0\nCache-Control: max-age=100\nVary: *", 1, CP_MISS, 0, 0},
 };
 
-static void run_decide_row(const struct decide_row *r, const struct cp_limits *lim, struct cp_decision *d)
+static void run_decide_row_as(const struct decide_row *r, const struct cp_limits *lim, int summarized, struct cp_decision *d)
 {
     arena_reset(&A);
     struct cp_stored st = {0};
+    struct cp_resp_summary sum;
     if (r->stored != NOTHING) {
         st.resp = resp(200, r->stored);
         st.request_time = T0 - 1;
         st.response_time = T0;
+        if (summarized) {
+            cp_summarize(st.resp, st.response_time, lim, &sum);
+            st.summary = &sum;
+        }
     }
     cp_decide(req(r->method, r->req), r->stored != NOTHING ? &st : NULL, T0 + r->now, lim, d);
+}
+
+/* Every row is decided twice: with the summary computed inside cp_decide and with one the caller
+ * computed beforehand (as the hot table does); the decisions must be identical. */
+static void run_decide_row(const struct decide_row *r, const struct cp_limits *lim, struct cp_decision *d)
+{
+    struct cp_decision pre;
+    run_decide_row_as(r, lim, 1, &pre);
+    run_decide_row_as(r, lim, 0, d);
+    if (pre.action != d->action || pre.flags != d->flags || pre.reason != d->reason || pre.age != d->age ||
+        pre.lifetime != d->lifetime || pre.stale_if_error_until != d->stale_if_error_until ||
+        pre.strip.n != d->strip.n)
+        TEST_FAIL_("row \"%s\": a precomputed summary decides %s (%s), computed in place %s (%s)", r->name,
+                   cp_action_name(pre.action), pre.reason ? pre.reason : "-", cp_action_name(d->action),
+                   d->reason ? d->reason : "-");
 }
 
 static void test_decide_table(void)
@@ -590,7 +610,7 @@ static void test_decide_stored_state(void)
     const char *key;
     size_t key_len;
     ASSERT_EQ(cp_variant_key(stored, orig, &A, &key, &key_len), 0);
-    struct cp_stored st = {stored, T0 - 1, T0, key, key_len, 0};
+    struct cp_stored st = {stored, T0 - 1, T0, key, key_len, 0, NULL};
 
     /* s4.1: the selecting fields match: HIT */
     cp_decide(req("GET", "Accept-Encoding:  gzip "), &st, T0 + 10, &lim, &d);
@@ -840,7 +860,7 @@ static void test_select_304_table(void)
         struct cp_stored st[3];
         size_t n = 0;
         while (n < 3 && r->stored[n] != NULL) {
-            st[n] = (struct cp_stored){resp(200, r->stored[n]), T0 - 1, T0, NULL, 0, 0};
+            st[n] = (struct cp_stored){resp(200, r->stored[n]), T0 - 1, T0, NULL, 0, 0, NULL};
             n++;
         }
         size_t sel[3] = {99, 99, 99};
