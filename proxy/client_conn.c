@@ -241,6 +241,12 @@ void client_conn_start(struct client_conn *cc)
         return;
     }
     uv_tcp_nodelay(&cc->tcp, 1);
+    if (ctx->cfg->client_send_buffer > 0) {
+        /* A fixed send buffer (the kernel doubles the value) instead of autotuning: cheaper for big
+         * hits to near clients, a cap on each far client's throughput (README, benchmarks). */
+        int size = (int)ctx->cfg->client_send_buffer;
+        uv_send_buffer_size((uv_handle_t *)&cc->tcp, &size);
+    }
     arm(cc, CT_IDLE, ctx->cfg->client_idle_timeout_ms);
     update_reading(cc);
 }

@@ -91,6 +91,7 @@ static const struct directive directives[] = {
     {"max_connections_per_client", K_COUNT, FIELD(max_connections_per_client), 0, 1000000},
     {"request_body_max_bytes", K_SIZE, FIELD(request_body_max_bytes), 0, 64 * TIB},
     {"upstream_max_idle_per_origin", K_COUNT, FIELD(upstream_max_idle_per_origin), 0, 10000},
+    {"client_send_buffer", K_SIZE, FIELD(client_send_buffer), 0, 64 * MIB},
     {"dns_cache_max_ttl", K_SEC, FIELD(dns_cache_max_ttl_s), 0, 7 * 86400},
     {"test_hooks", K_BOOL, FIELD(test_hooks), 0, 0},
 };
@@ -741,6 +742,7 @@ struct proxy_config *config_new(void)
     c->max_connections_per_client = 0;
     c->request_body_max_bytes = 0;
     c->upstream_max_idle_per_origin = 8;
+    c->client_send_buffer = 0;
     c->dns_cache_max_ttl_s = 300;
     c->test_hooks = 0;
     c->source_file = NULL;
@@ -1072,6 +1074,7 @@ const char *config_usage(void)
            "  max_connections_per_client N                0   (unlimited)\n"
            "  request_body_max_bytes SIZE                 0   (unlimited)\n"
            "  upstream_max_idle_per_origin N              8\n"
+           "  client_send_buffer SIZE                     0   (kernel autotuning)\n"
            "  dns_cache_max_ttl DURATION                  300s\n"
            "  test_hooks on|off                           off   (never in production)\n";
 }

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libc-ares-dev liblmdb-dev libssl-dev node-llhttp)
-test_pkgs=(python3 python3-pytest curl wget clang libclang-rt-14-dev procps chromium)
+test_pkgs=(python3 python3-pytest curl wget clang libclang-rt-14-dev procps iproute2 chromium)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then

@@ -108,3 +108,28 @@ def test_post_on_stale_reused_connection_not_replayed(tmp_path, origin):
     else:
         assert r.status == 200 and r.body == b"ok POST", r
     assert posts[0].body == b"buy one cow"
+
+
+def _larder_side_sndbuf(l, client) -> int:
+    """SO_SNDBUF of larder's end of this client connection, as `ss -tm` reports it (skmem tb)."""
+    import re
+    import subprocess
+    cport = client.sock.getsockname()[1]
+    out = subprocess.run(["ss", "-tmnH", "state", "established", f"( sport = :{l.port} and dport = :{cport} )"],
+                         capture_output=True, text=True, timeout=10).stdout
+    m = re.search(r"\btb(\d+)", out)
+    assert m, out
+    return int(m.group(1))
+
+
+def test_client_send_buffer_fixes_the_socket_buffer(tmp_path, origin):
+    # client_send_buffer sets SO_SNDBUF on accepted sockets (Linux reports twice the value set); by
+    # default the kernel's autotuning is left alone.
+    origin.handler = lambda req: Response(body=b"x" * 1000)
+    fixed = Larder(tmp_path / "fixed", "--client-send-buffer", "256K")
+    auto = Larder(tmp_path / "auto")
+    with Client(fixed) as c1, Client(auto) as c2:
+        assert c1.request("GET", origin.url("/a")).status == 200
+        assert c2.request("GET", origin.url("/b")).status == 200
+        assert _larder_side_sndbuf(fixed, c1) == 2 * 256 * 1024
+        assert _larder_side_sndbuf(auto, c2) != 2 * 256 * 1024

@@ -54,6 +54,7 @@ static const char *const all_directives[] = {
     "max_connections_per_client",
     "request_body_max_bytes",
     "upstream_max_idle_per_origin",
+    "client_send_buffer",
     "dns_cache_max_ttl",
     "test_hooks",
 };
@@ -192,6 +193,7 @@ static void assert_config_equal(const struct proxy_config *a, const struct proxy
     ASSERT_UEQ(a->max_connections_per_client, b->max_connections_per_client);
     ASSERT_UEQ(a->request_body_max_bytes, b->request_body_max_bytes);
     ASSERT_UEQ(a->upstream_max_idle_per_origin, b->upstream_max_idle_per_origin);
+    ASSERT_UEQ(a->client_send_buffer, b->client_send_buffer);
     ASSERT_UEQ(a->dns_cache_max_ttl_s, b->dns_cache_max_ttl_s);
     ASSERT_EQ(a->test_hooks, b->test_hooks);
 }
@@ -243,6 +245,7 @@ static void test_defaults(void)
     ASSERT_UEQ(c->max_connections_per_client, 0);
     ASSERT_UEQ(c->request_body_max_bytes, 0);
     ASSERT_UEQ(c->upstream_max_idle_per_origin, 8);
+    ASSERT_UEQ(c->client_send_buffer, 0);
     ASSERT_UEQ(c->dns_cache_max_ttl_s, 300);
     ASSERT_EQ(c->test_hooks, 0);
     ASSERT(c->source_file == NULL);
@@ -293,6 +296,8 @@ static const struct good_row good_rows[] = {
     {"request_body_max_bytes", "10G", F_U64, OFF(request_body_max_bytes), 10 * GIB, NULL},
     {"upstream_max_idle_per_origin", "0", F_U64, OFF(upstream_max_idle_per_origin), 0, NULL},
     {"upstream_max_idle_per_origin", "10000", F_U64, OFF(upstream_max_idle_per_origin), 10000, NULL},
+    {"client_send_buffer", "0", F_U64, OFF(client_send_buffer), 0, NULL},
+    {"client_send_buffer", "512K", F_U64, OFF(client_send_buffer), 512 * 1024, NULL},
     {"dns_cache_max_ttl", "300", F_U64, OFF(dns_cache_max_ttl_s), 300, NULL},
     {"dns_cache_max_ttl", "5m", F_U64, OFF(dns_cache_max_ttl_s), 300, NULL},
     {"dns_cache_max_ttl", "2000ms", F_U64, OFF(dns_cache_max_ttl_s), 2, NULL},
@@ -498,6 +503,7 @@ static const struct bad_row bad_rows[] = {
     {"max_connections_per_client", "1000001", "max_connections_per_client: 1000001 is out of range (0..1000000)"},
     {"request_body_max_bytes", "x", "request_body_max_bytes: invalid size 'x' (use e.g. 4096, 64K, 512M, 1G)"},
     {"upstream_max_idle_per_origin", "10001", "upstream_max_idle_per_origin: 10001 is out of range (0..10000)"},
+    {"client_send_buffer", "65M", "client_send_buffer: 65M is out of range (0..64M)"},
     {"connect_timeout", "10x", "connect_timeout: invalid duration '10x' (use e.g. 500ms, 10s, 2m, 1h)"},
     {"connect_timeout", "1.5s", "connect_timeout: invalid duration '1.5s' (use e.g. 500ms, 10s, 2m, 1h)"},
     {"connect_timeout", "-5", "connect_timeout: invalid duration '-5' (use e.g. 500ms, 10s, 2m, 1h)"},
