@@ -679,14 +679,16 @@ static int fetch_whole_for_range(struct txn *fg)
 }
 
 /* RFC 9111 s4 plus single flight: a request that must go upstream for a cacheable GET joins the fetch
- * already running for its URL, on any loop, or starts one. unusable_rt: the response_time of the
- * stored response this request may not use (flight_join), or 0. Returns 1 when it follows. */
-static int join_flight(struct txn *t, int64_t unusable_rt)
+ * already running for its URL, on any loop, or starts one. Returns 1 when it follows. */
+static int join_flight(struct txn *t)
 {
     struct proxy_shared *sh = t->ctx->shared;
     if (t->req.method != HTTP_METHOD_GET || (t->dec.flags & CP_F_NO_STORE))
         return 0;
     int leader = 0;
+    /* A stored response found for this request is one it may not use (stale, no-cache, Vary: *), so a
+     * flight carrying that same response is no help to it (flight_join). */
+    int64_t unusable_rt = t->entry.found ? t->entry.meta.rec.response_time : 0;
     struct flight *f = flight_join(&sh->flights, &t->entry.pkey, unusable_rt, &leader);
     if (f == NULL)
         return 0;
@@ -784,7 +786,7 @@ static int consult_cache(struct txn *t)
             t->fwd = (t->dec.reason && strstr(t->dec.reason, "request")) ? "request" : "stale";
             t->result = "TCP_REFRESH_MISS";
             /* RFC 9111 s4.3: concurrent stale hits share one conditional request. */
-            if (join_flight(t, t->entry.meta.rec.response_time))
+            if (join_flight(t))
                 return 1;
             METRIC_INC(&ctx->metrics, cache_revalidations);
             return 0;
@@ -799,8 +801,7 @@ static int consult_cache(struct txn *t)
         METRIC_INC(&ctx->metrics, cache_misses);
         t->mode = MODE_MISS;
         t->fwd = t->entry.vary_miss ? "vary-miss" : "uri-miss";
-        /* A found entry of another variant says nothing about the flight's response. */
-        return join_flight(t, t->entry.found && !t->entry.vary_miss ? t->entry.meta.rec.response_time : 0);
+        return join_flight(t);
     case CP_PASS:
     default:
         METRIC_INC(&ctx->metrics, cache_passes);
