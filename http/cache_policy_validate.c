@@ -97,7 +97,7 @@ size_t cp_select_304(const struct http_msg *upd, const struct cp_stored *stored,
 static int updates(const struct http_msg *upd, const struct http_field *f, const struct cp__conn_names *upd_conn)
 {
     if (f->flags & HTTP_FIELD_REMOVED) return 0;
-    if (cp__excluded_field(upd, f, upd_conn)) return 0;                           /* "Header fields excepted from storage in Section 3.1" */
+    if (cp__excluded_field(upd, f, upd_conn)) return 0; /* "Header fields excepted from storage in Section 3.1" */
     if (http_name_eq(f->name, f->name_len, "Content-Length")) return 0; /* "The Content-Length header field" */
     if (http_name_eq(f->name, f->name_len, "Content-Range")) return 0;  /* "automatically processed and removed by the recipient" */
     return 1;
