@@ -1,10 +1,15 @@
 #include "proxy/client_conn.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "proxy/reply.h"
+#include "proxy/send_buffer.h"
 #include "proxy/tunnel.h"
 #include "proxy/txn.h"
 
@@ -196,6 +201,32 @@ static void on_out_empty(void *data)
 
 /* --- lifecycle -------------------------------------------------------------------------------------- */
 
+/* The round-trip time the kernel measured in the handshake, in microseconds; 0 when unknown. */
+static uint32_t handshake_rtt_us(struct client_conn *cc)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&cc->tcp, &fd) != 0)
+        return 0;
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || len < offsetof(struct tcp_info, tcpi_rtt) + sizeof(ti.tcpi_rtt))
+        return 0;
+    return ti.tcpi_rtt;
+}
+
+/* client_send_buffer: a fixed SO_SNDBUF instead of autotuning where it is cheaper and caps nothing
+ * (proxy/send_buffer.h). Only "auto" needs the RTT, so only it pays for the TCP_INFO call. */
+static void set_send_buffer(struct client_conn *cc)
+{
+    uint64_t configured = cc->ctx->cfg->client_send_buffer;
+    uint32_t rtt = configured == SEND_BUFFER_AUTO ? handshake_rtt_us(cc) : 0;
+    uint64_t size = send_buffer_for_client(configured, rtt);
+    if (size > 0) {
+        int v = (int)size; /* at most 64 MiB (config range) */
+        uv_send_buffer_size((uv_handle_t *)&cc->tcp, &v);
+    }
+}
+
 void client_conn_start(struct client_conn *cc)
 {
     check(cc);
@@ -241,12 +272,7 @@ void client_conn_start(struct client_conn *cc)
         return;
     }
     uv_tcp_nodelay(&cc->tcp, 1);
-    if (ctx->cfg->client_send_buffer > 0) {
-        /* A fixed send buffer (the kernel doubles the value) instead of autotuning: cheaper for big
-         * hits to near clients, a cap on each far client's throughput (README, benchmarks). */
-        int size = (int)ctx->cfg->client_send_buffer;
-        uv_send_buffer_size((uv_handle_t *)&cc->tcp, &size);
-    }
+    set_send_buffer(cc);
     arm(cc, CT_IDLE, ctx->cfg->client_idle_timeout_ms);
     update_reading(cc);
 }

@@ -7,6 +7,7 @@
  * unknown to another, and a range is written down once.
  */
 #include "proxy/config.h"
+#include "proxy/send_buffer.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -45,6 +46,7 @@ enum kind {
     K_BOOL,          /* on|off|yes|no|true|false */
     K_COUNT,         /* plain decimal number */
     K_SIZE,          /* bytes, optional K/M/G/T suffix (powers of 1024) */
+    K_SIZE_AUTO,     /* a K_SIZE, or "auto" (stored as SEND_BUFFER_AUTO): the program decides per case */
     K_MSEC,          /* duration stored in milliseconds */
     K_SEC,           /* duration stored in whole seconds */
 };
@@ -91,7 +93,7 @@ static const struct directive directives[] = {
     {"max_connections_per_client", K_COUNT, FIELD(max_connections_per_client), 0, 1000000},
     {"request_body_max_bytes", K_SIZE, FIELD(request_body_max_bytes), 0, 64 * TIB},
     {"upstream_max_idle_per_origin", K_COUNT, FIELD(upstream_max_idle_per_origin), 0, 10000},
-    {"client_send_buffer", K_SIZE, FIELD(client_send_buffer), 0, 64 * MIB},
+    {"client_send_buffer", K_SIZE_AUTO, FIELD(client_send_buffer), 0, 64 * MIB},
     {"dns_cache_max_ttl", K_SEC, FIELD(dns_cache_max_ttl_s), 0, 7 * 86400},
     {"test_hooks", K_BOOL, FIELD(test_hooks), 0, 0},
 };
@@ -282,6 +284,12 @@ static const char *fmt_duration(uint64_t ms, char *buf, size_t len)
 static const char *fmt_number(const struct directive *d, uint64_t v, char *buf, size_t len)
 {
     switch (d->kind) {
+    case K_SIZE_AUTO:
+        if (v == SEND_BUFFER_AUTO) {
+            snprintf(buf, len, "auto");
+            return buf;
+        }
+        return fmt_size(v, buf, len);
     case K_SIZE:
         return fmt_size(v, buf, len);
     case K_MSEC:
@@ -334,9 +342,17 @@ static int set_number(struct proxy_config *c, const struct directive *d, const c
         rc = parse_count(w, len, &v);
         if (rc == -EINVAL) return fail(err, err_len, "invalid number '%.*s'", ECHO_N(len), w);
         break;
+    case K_SIZE_AUTO:
+        if (len == 4 && memcmp(w, "auto", 4) == 0) {
+            put_number(c, d, SEND_BUFFER_AUTO);
+            return 0;
+        }
+        /* fall through */
     case K_SIZE:
         rc = parse_size(w, len, &v);
-        if (rc == -EINVAL) return fail(err, err_len, "invalid size '%.*s' (use e.g. 4096, 64K, 512M, 1G)", ECHO_N(len), w);
+        if (rc == -EINVAL)
+            return fail(err, err_len, "invalid size '%.*s' (use %se.g. 4096, 64K, 512M, 1G)", ECHO_N(len), w,
+                        d->kind == K_SIZE_AUTO ? "auto, or " : "");
         break;
     default: /* K_MSEC, K_SEC */
         rc = parse_duration_ms(w, len, &v);
@@ -742,7 +758,7 @@ struct proxy_config *config_new(void)
     c->max_connections_per_client = 0;
     c->request_body_max_bytes = 0;
     c->upstream_max_idle_per_origin = 8;
-    c->client_send_buffer = 0;
+    c->client_send_buffer = SEND_BUFFER_AUTO;
     c->dns_cache_max_ttl_s = 300;
     c->test_hooks = 0;
     c->source_file = NULL;
@@ -968,9 +984,11 @@ int config_validate(const struct proxy_config *c, char *err, size_t err_len)
 
     for (size_t i = 0; i < N_DIRECTIVES; i++) {
         const struct directive *d = &directives[i];
-        if (d->kind == K_COUNT || d->kind == K_SIZE || d->kind == K_MSEC || d->kind == K_SEC) {
+        if (d->kind == K_COUNT || d->kind == K_SIZE || d->kind == K_SIZE_AUTO || d->kind == K_MSEC || d->kind == K_SEC) {
             uint64_t v = get_number(c, d);
             char why[128];
+            if (d->kind == K_SIZE_AUTO && v == SEND_BUFFER_AUTO)
+                continue;
             if (v < d->min || v > d->max) {
                 range_error(d, v, why, sizeof(why));
                 return fail(err, err_len, "%s: %s", d->name, why);
@@ -1074,7 +1092,7 @@ const char *config_usage(void)
            "  max_connections_per_client N                0   (unlimited)\n"
            "  request_body_max_bytes SIZE                 0   (unlimited)\n"
            "  upstream_max_idle_per_origin N              8\n"
-           "  client_send_buffer SIZE                     0   (kernel autotuning)\n"
+           "  client_send_buffer auto|SIZE                auto (by handshake RTT; 0: kernel autotuning)\n"
            "  dns_cache_max_ttl DURATION                  300s\n"
            "  test_hooks on|off                           off   (never in production)\n";
 }

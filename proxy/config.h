@@ -84,7 +84,8 @@ struct proxy_config {
     uint64_t max_connections_per_client; /* default 0: unlimited */
     uint64_t request_body_max_bytes;   /* default 0: unlimited */
     uint64_t upstream_max_idle_per_origin; /* pooled idle connections per host:port; default 8 */
-    uint64_t client_send_buffer;       /* SO_SNDBUF of client sockets; default 0: kernel autotuning */
+    uint64_t client_send_buffer;       /* SO_SNDBUF of client sockets: SEND_BUFFER_AUTO (default) sizes it by
+                                        * the handshake RTT (proxy/send_buffer.h), 0 leaves autotuning */
     uint64_t dns_cache_max_ttl_s;      /* cap on how long a DNS answer is reused; default 300 */
 
     int test_hooks; /* "test_hooks on": enables the /larder/clock endpoint that moves the cache clock. Never in production. */

@@ -122,14 +122,18 @@ def _larder_side_sndbuf(l, client) -> int:
     return int(m.group(1))
 
 
-def test_client_send_buffer_fixes_the_socket_buffer(tmp_path, origin):
-    # client_send_buffer sets SO_SNDBUF on accepted sockets (Linux reports twice the value set); by
-    # default the kernel's autotuning is left alone.
+def test_client_send_buffer_by_rtt_fixed_or_autotuned(tmp_path, origin):
+    # client_send_buffer sets SO_SNDBUF on accepted sockets (Linux reports twice the value set).
+    # auto (the default) sizes it by the handshake RTT: a loopback client is as near as clients get,
+    # so it has the 256K floor. A size fixes it; 0 leaves the kernel's autotuning alone.
     origin.handler = lambda req: Response(body=b"x" * 1000)
-    fixed = Larder(tmp_path / "fixed", "--client-send-buffer", "256K")
     auto = Larder(tmp_path / "auto")
-    with Client(fixed) as c1, Client(auto) as c2:
+    fixed = Larder(tmp_path / "fixed", "--client-send-buffer", "384K")
+    tuned = Larder(tmp_path / "tuned", "--client-send-buffer", "0")
+    with Client(auto) as c1, Client(fixed) as c2, Client(tuned) as c3:
         assert c1.request("GET", origin.url("/a")).status == 200
         assert c2.request("GET", origin.url("/b")).status == 200
-        assert _larder_side_sndbuf(fixed, c1) == 2 * 256 * 1024
-        assert _larder_side_sndbuf(auto, c2) != 2 * 256 * 1024
+        assert c3.request("GET", origin.url("/c")).status == 200
+        assert _larder_side_sndbuf(auto, c1) == 2 * 256 * 1024
+        assert _larder_side_sndbuf(fixed, c2) == 2 * 384 * 1024
+        assert _larder_side_sndbuf(tuned, c3) not in (2 * 256 * 1024, 2 * 384 * 1024)

@@ -3,6 +3,7 @@
  * CONNECT port matching, config_validate(), and that proxy.conf.example describes exactly the defaults.
  * Temporary files live in a mkdtemp() directory that each test removes. */
 #include "proxy/config.h"
+#include "proxy/send_buffer.h"
 #include "test_util.h"
 
 #include <arpa/inet.h>
@@ -245,7 +246,7 @@ static void test_defaults(void)
     ASSERT_UEQ(c->max_connections_per_client, 0);
     ASSERT_UEQ(c->request_body_max_bytes, 0);
     ASSERT_UEQ(c->upstream_max_idle_per_origin, 8);
-    ASSERT_UEQ(c->client_send_buffer, 0);
+    ASSERT_UEQ(c->client_send_buffer, SEND_BUFFER_AUTO);
     ASSERT_UEQ(c->dns_cache_max_ttl_s, 300);
     ASSERT_EQ(c->test_hooks, 0);
     ASSERT(c->source_file == NULL);
@@ -298,6 +299,7 @@ static const struct good_row good_rows[] = {
     {"upstream_max_idle_per_origin", "10000", F_U64, OFF(upstream_max_idle_per_origin), 10000, NULL},
     {"client_send_buffer", "0", F_U64, OFF(client_send_buffer), 0, NULL},
     {"client_send_buffer", "512K", F_U64, OFF(client_send_buffer), 512 * 1024, NULL},
+    {"client_send_buffer", "auto", F_U64, OFF(client_send_buffer), SEND_BUFFER_AUTO, NULL},
     {"dns_cache_max_ttl", "300", F_U64, OFF(dns_cache_max_ttl_s), 300, NULL},
     {"dns_cache_max_ttl", "5m", F_U64, OFF(dns_cache_max_ttl_s), 300, NULL},
     {"dns_cache_max_ttl", "2000ms", F_U64, OFF(dns_cache_max_ttl_s), 2, NULL},
@@ -504,6 +506,7 @@ static const struct bad_row bad_rows[] = {
     {"request_body_max_bytes", "x", "request_body_max_bytes: invalid size 'x' (use e.g. 4096, 64K, 512M, 1G)"},
     {"upstream_max_idle_per_origin", "10001", "upstream_max_idle_per_origin: 10001 is out of range (0..10000)"},
     {"client_send_buffer", "65M", "client_send_buffer: 65M is out of range (0..64M)"},
+    {"client_send_buffer", "autox", "client_send_buffer: invalid size 'autox' (use auto, or e.g. 4096, 64K, 512M, 1G)"},
     {"connect_timeout", "10x", "connect_timeout: invalid duration '10x' (use e.g. 500ms, 10s, 2m, 1h)"},
     {"connect_timeout", "1.5s", "connect_timeout: invalid duration '1.5s' (use e.g. 500ms, 10s, 2m, 1h)"},
     {"connect_timeout", "-5", "connect_timeout: invalid duration '-5' (use e.g. 500ms, 10s, 2m, 1h)"},
