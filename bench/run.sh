@@ -70,6 +70,12 @@ if [ -z "$larder" ]; then
     args+=(--larder "$larder")
 fi
 
+# --- the reference server (bench/floor/floor.c: a column beside the caches, never a peer) --------
+floor="$repo/build-bench/larder-floor"
+mkdir -p "$repo/build-bench"
+cc -O2 -Wall -Wextra -o "$floor" "$here/floor/floor.c" >&2
+args+=(--floor "$floor")
+
 # --- limits and CPUs ------------------------------------------------------------------------------
 # Scenario 7 holds 10,000 client connections open: the client and each proxy need that many files.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -27,6 +27,7 @@ BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Scenarios a product cannot take part in, and why (shown as a footnote in place of a number).
 UNSUPPORTED = {
+    **{("floor", s): "floor is a reference server for fresh hits, not a cache" for s in (3, 4, 5, 6, 7)},
     ("nginx", 3): "nginx proxy_cache does not store a response with Cache-Control: max-age=0 (the upstream module "
                   "marks it uncacheable) and its validity has 1-second resolution, so it cannot be made to revalidate "
                   "on every request: each request would be a full 200 fetch, not a 304 revalidation.",
@@ -40,12 +41,13 @@ class Env:
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="one short repetition (~3 minutes)")
-    ap.add_argument("--only", default="", help="comma-separated products: larder,squid,nginx,varnish,ats")
+    ap.add_argument("--only", default="", help="comma-separated products: larder,squid,nginx,varnish,ats,floor")
     ap.add_argument("--scenarios", default="1,2,3,4,5,6,7", help="comma-separated scenario numbers")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3, --quick 1)")
     ap.add_argument("--duration", type=int, default=None, help="whole seconds per wrk measurement (default 5, quick 2)")
     ap.add_argument("--idle-conns", type=int, default=10000)
     ap.add_argument("--larder", default=os.environ.get("LARDER_BIN", ""), help="path of the larder binary")
+    ap.add_argument("--floor", default="", help="path of the reference server built from bench/floor/floor.c")
     ap.add_argument("--keep", action="store_true", help="keep the temp directory (configs, logs)")
     ap.add_argument("--out", default=os.path.join(BENCH_DIR, "results"))
     return ap.parse_args()
@@ -88,6 +90,7 @@ def setup_env(args):
     else:
         env.client_cpus, env.proxy_cpus = None, None
     env.larder_bin = os.path.abspath(args.larder) if args.larder else ""
+    env.floor_bin = os.path.abspath(args.floor) if args.floor else ""
     env.started = []
     env.tmp = tempfile.mkdtemp(prefix="larder-bench.")
     os.chmod(env.tmp, 0o755)

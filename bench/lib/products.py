@@ -381,4 +381,24 @@ class TrafficServer(Product):
         return [os.path.join(self.dir, "log", "diags.log"), self.stderr]
 
 
-ALL = [Larder, Squid, NginxCache, Varnish, TrafficServer]
+class Floor(Product):
+    """Not a cache: bench/floor/floor.c answers from memory with one writev and nothing else, with the
+    kernel's default socket settings. Shown beside the caches for fresh hits as the least the kernel's
+    TCP lets any of them spend per response; never counted as a peer."""
+
+    name = "floor"
+    binary = "larder-floor"
+
+    def available(self):
+        return bool(self.env.floor_bin) and os.access(self.env.floor_bin, os.X_OK)
+
+    def version(self):
+        return "bench/floor/floor.c"
+
+    def _argv(self):
+        return [self.env.floor_bin, str(self.port), os.path.join(self.env.origin.dir, "files")]
+
+
+ALL = [Larder, Squid, NginxCache, Varnish, TrafficServer, Floor]
+# Columns that are references, not peers: left out of "larder vs best peer".
+REFERENCES = {"floor"}

@@ -2,6 +2,8 @@
 
 import statistics
 
+from products import REFERENCES
+
 # (scenario, scenario label, key, metric label, better: "higher" | "lower" | None, format)
 ROWS = [
     (1, "1 KiB fresh hits, 50 conns", "rps", "req/s", "higher", "{:.0f}"),
@@ -108,7 +110,8 @@ class Table:
                 cells.append(text)
             row = [f"{sc}. {slabel}" if slabel else "", mlabel] + cells
             if has_larder and len(self.products) > 1:
-                row.append(ratio(values["larder"], [values[p] for p in self.products if p != "larder"], better,
+                peers = [values[p] for p in self.products if p != "larder" and p not in REFERENCES]
+                row.append(ratio(values["larder"], peers, better,
                                  RATIO_FLOOR.get(key)))
             out.append("| " + " | ".join(row) + " |")
         if self.notes:
