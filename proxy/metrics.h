@@ -63,6 +63,7 @@
     X(flight_leaders)                                                                                                    \
     X(flight_followers)                                                                                                  \
     X(flight_fallbacks)                                                                                                  \
+    X(flight_resumes)                                                                                                    \
     X(flight_orphaned)                                                                                                   \
     X(flight_self_follow)
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "http/http_fmt.h"
+#include "http/http_range.h"
 #include "http/http_write.h"
 #include "http/stored_head.h"
 #include "proxy/resolver.h"
@@ -368,8 +369,9 @@ static void fill_append(struct txn *t, struct buf_block *blk, const char *at, si
         if (rc == 0)
             return;
         if (rc != -EAGAIN) {
+            /* The store failed, not the origin: followers fetch (or resume) on their own. */
             LOG_INFO(t->ctx->log, t->id, "%s not stored: %s", t->url, store_strerror(rc));
-            txn__fill_abort(t);
+            txn__fill_abort_as(t, FLIGHT_NOT_SHARED);
             return;
         }
     }
@@ -395,7 +397,7 @@ static void on_fill_resume(void *data, int status)
     txn__check(t);
     if (status != 0) {
         LOG_INFO(t->ctx->log, t->id, "%s not stored: %s", t->url, store_strerror(status));
-        txn__fill_abort(t);
+        txn__fill_abort_as(t, FLIGHT_NOT_SHARED);
     }
     size_t i = 0;
     while (t->fill != NULL && i < t->n_pend) {
@@ -405,7 +407,7 @@ static void on_fill_resume(void *data, int status)
         buf_unref(t->pend[i].blk);
         i++;
         if (rc != 0) {
-            txn__fill_abort(t);
+            txn__fill_abort_as(t, FLIGHT_NOT_SHARED);
             break;
         }
     }
@@ -725,6 +727,124 @@ static void freshen_from_head(struct txn *t, struct http_msg *resp)
         METRIC_INC(&t->ctx->metrics, cache_meta_updates);
 }
 
+/* ---- a follower fetching the rest of its body ------------------------------------------------- */
+
+/* The preconditions the client's request carried were answered by the response it is getting; the
+ * Range it asked for is already laid out in its segments. None of them may travel with the resume. */
+static const char *const resume_dropped[] = {"range", "if-range", "if-match", "if-none-match", "if-modified-since",
+                                             "if-unmodified-since"};
+
+/* Puts into t->req an If-Range that the response the client is getting satisfies by strong comparison:
+ * its ETag, else its Last-Modified when s8.8.2.2 makes that strong (RFC 9110 s13.1.5 forbids a weak
+ * validator there, and so would our own http_if_range_eval). 0, or -1 when it has no strong validator. */
+static int add_strong_if_range(struct txn *t)
+{
+    static const char *const names[] = {"etag", "last-modified"};
+    /* A leader reading its own fill got the upstream response itself; a follower, the flight's. */
+    const struct http_msg *got = t->self_following ? t->resp : &t->follow_resp;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const struct http_field *f = http_msg_find(got, names[i]);
+        if (f == NULL)
+            continue;
+        if (http_msg_add(&t->req, &t->arena, "If-Range", 8, f->value, f->value_len) != 0)
+            return -1;
+        if (http_if_range_eval(&t->req, got, ctx_now_s(t->ctx)) == 1)
+            return 0;
+        http_msg_remove(&t->req, "if-range");
+    }
+    return -1;
+}
+
+int txn__follow_resume(struct txn *t)
+{
+    const char *why = NULL;
+    const struct serve_seg *s = t->seg_i < t->n_segs ? &t->segs[t->seg_i] : NULL;
+    if (t->cc == NULL)
+        return -1;
+    if (t->oc != NULL && !t->self_following)
+        why = "an upstream exchange is still running";
+    else if (t->client_req.method != HTTP_METHOD_GET || t->is_head)
+        why = "not a GET";
+    else if (!t->serving || s == NULL || s->bytes != NULL || t->seg_i + 1 != t->n_segs)
+        why = "several ranges (multipart/byteranges) are not resumed";
+    if (why == NULL) {
+        t->resume_first = s->off + t->seg_done;
+        t->resume_last = t->serve_open ? UINT64_MAX : s->off + s->len - 1;
+        if (http_msg_clone(&t->req, &t->client_req, &t->arena) != 0) {
+            why = "out of memory";
+        } else {
+            for (size_t i = 0; i < sizeof(resume_dropped) / sizeof(resume_dropped[0]); i++)
+                http_msg_remove(&t->req, resume_dropped[i]);
+            char range[2 * FMT_U64_MAX + 16], *p = fmt_str(range, "bytes=", 6);
+            p = fmt_u64(p, t->resume_first);
+            *p++ = '-';
+            if (t->resume_last != UINT64_MAX)
+                p = fmt_u64(p, t->resume_last);
+            *p = '\0';
+            if (add_strong_if_range(t) != 0)
+                why = "the response has no strong validator (RFC 9110 s13.1.5)";
+            else if (http_msg_add(&t->req, &t->arena, "Range", 5, range, (size_t)(p - range)) != 0)
+                why = "out of memory";
+        }
+    }
+    if (why != NULL) {
+        LOG_WARN(t->ctx->log, t->id, "%s: shared fetch ended mid-body and the rest cannot be fetched: %s", t->url, why);
+        return -1;
+    }
+    LOG_INFO(t->ctx->log, t->id, "%s: shared fetch ended mid-body: fetching bytes from %" PRIu64 " ourselves", t->url,
+             t->resume_first);
+    METRIC_INC(&t->ctx->metrics, flight_resumes);
+    if (t->oc != NULL) {
+        /* A leader reading its own fill while the rest still arrives: that stream only fed the fill
+         * that has just been given up, and the bytes its client needs next went by already. */
+        struct origin_conn *oc = t->oc;
+        t->oc = NULL;
+        origin_close(oc);
+    }
+    txn__follow_stop(t);
+    t->self_following = 0;
+    t->client_discard = 0; /* a leader that read its own fill: the upstream body is the client's again */
+    t->serving = 0;
+    t->resuming = 1;
+    t->resume_got = 0;
+    t->mode = MODE_PASS;
+    t->collapsed = 0;
+    t->req_forwarding = 0;
+    t->req_sent = 0;
+    t->retried = 0;
+    t->fwd_status = 0;
+    t->out = t->serve_chunked ? OUT_CHUNKED : t->serve_open ? OUT_CLOSE : OUT_LENGTH;
+    txn__dial(t);
+    return 0;
+}
+
+/* The head of the answer to a resume: only a 206 for exactly the bytes asked for continues the
+ * client's response (RFC 9110 s14.4: a Content-Range that does not fit must not be recombined).
+ * Anything else (a 200 says the representation changed: If-Range) ends the client's connection. */
+static int resume_head(struct txn *t, struct http_msg *resp)
+{
+    const char *why = NULL;
+    struct http_content_range cr;
+    const struct http_field *f = http_msg_find(resp, "content-range");
+    if (resp->status != 206)
+        why = resp->status == 200 ? "the representation changed (200 to If-Range)" : "the upstream did not answer 206";
+    else if (f == NULL || http_content_range_parse(f->value, f->value_len, &cr) != 0 || cr.unsatisfied)
+        why = "206 without a usable Content-Range";
+    else if (cr.first != t->resume_first || (t->resume_last != UINT64_MAX && cr.last != t->resume_last))
+        why = "206 for other bytes than asked";
+    else if (resp->framing == HTTP_BODY_LENGTH && resp->content_length != cr.last - cr.first + 1)
+        why = "206 whose length contradicts its Content-Range";
+    if (why != NULL) {
+        LOG_WARN(t->ctx->log, t->id, "%s: resuming from byte %" PRIu64 " failed: %s", t->url, t->resume_first, why);
+        t->result = "TCP_MISS_ABORTED";
+        return -1; /* on_origin_fail closes the client: it has part of the response */
+    }
+    if (t->resume_last == UINT64_MAX)
+        t->resume_last = cr.last; /* the object's end, as the origin knows it now */
+    t->head_sent = 1;
+    return 0;
+}
+
 static int on_resp_head(void *data, struct http_msg *resp)
 {
     struct txn *t = data;
@@ -738,6 +858,8 @@ static int on_resp_head(void *data, struct http_msg *resp)
     t->in_interim = 0;
     t->response_time = ctx_now_s(t->ctx);
     t->fwd_status = resp->status;
+    if (t->resuming)
+        return resume_head(t, resp);
     if (t->cc == NULL)
         t->status = resp->status; /* a background exchange logs what the origin said */
 
@@ -796,6 +918,12 @@ static int on_resp_body(void *data, const char *at, size_t len)
     fill_append(t, blk, at, len);
     if (t->cc == NULL || t->client_discard)
         return 0;
+    if (t->resuming) {
+        /* Never more than the Content-Range said (a chunked 206 is not bounded by its framing). */
+        if (len > t->resume_last - t->resume_first + 1 - t->resume_got)
+            return -1;
+        t->resume_got += len;
+    }
     struct outq *q = &t->cc->out;
     int rc = 0;
     if (t->out == OUT_CHUNKED)
@@ -830,6 +958,8 @@ static int on_resp_done(void *data, struct http_msg *trailers)
         t->in_interim = 0; /* the final response follows on the same connection */
         return 0;
     }
+    if (t->resuming && t->resume_got != t->resume_last - t->resume_first + 1)
+        return -1; /* a 206 that ended short: the client's response cannot end well */
     int reusable = t->resp->keep_alive && t->resp->framing != HTTP_BODY_EOF && t->req_sent;
     struct origin_conn *oc = t->oc;
     t->oc = NULL;
@@ -905,7 +1035,7 @@ static void on_origin_fail(void *data, enum origin_error err, int detail, const 
     /* RFC 9112 s9.3.1: a request on a reused connection may meet the origin's close of that
      * connection; an idempotent request without a body is retried once on a fresh one. */
     if (was_reused && !saw_bytes && !t->retried && (err == ORIGIN_ERR_RESET || err == ORIGIN_ERR_WRITE) &&
-        idempotent(t->req.method) && t->req.framing == HTTP_BODY_NONE && !t->head_sent) {
+        idempotent(t->req.method) && t->req.framing == HTTP_BODY_NONE && (!t->head_sent || t->resuming)) {
         t->retried = 1;
         t->req_forwarding = 0;
         METRIC_INC(&ctx->metrics, upstream_retries);

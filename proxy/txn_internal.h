@@ -91,7 +91,14 @@ struct txn {
     int flight_leader;
     struct flight *follow_flight; /* the flight whose object this transaction's client reads */
     int following;          /* streaming to the client from the store as a flight progresses */
+    int self_following;     /* ... its own flight, as a leader whose client could not keep up */
     uint64_t client_body_sent; /* body bytes of the upstream response already queued to the client */
+    /* A follower whose flight could not finish through the store fetches the rest of its body itself
+     * (txn__follow_resume): a Range request for body bytes [resume_first, resume_last] (resume_last
+     * UINT64_MAX: to the end) under If-Range, whose 206 continues the response the client already has. */
+    int resuming;
+    uint64_t resume_first, resume_last;
+    uint64_t resume_got; /* body bytes of the 206 passed on */
     struct list_node follow_link; /* in ctx->followers while following */
     struct list_node pause_link;  /* in ctx->paused_leaders while paused for its own client */
     struct http_msg follow_resp;
@@ -165,6 +172,11 @@ void txn__dial(struct txn *t);
 void txn__fill_abort(struct txn *t);
 /* Abort the fill and end the flight as `how` (FLIGHT_FAILED, or FLIGHT_NOT_SHARED: followers fetch themselves). */
 void txn__fill_abort_as(struct txn *t, enum flight_state how);
+
+/* A follower that has sent the head and part of the body, whose flight ended without the rest in the
+ * store (not storable after all, or the store failed): ask the origin for the rest. Returns 0 when the
+ * request is on its way, -1 when it cannot be done (the caller closes the client); logs why. */
+int txn__follow_resume(struct txn *t);
 
 /* txn_serve.c: answer from the stored response `resp` whose body is `rec` (body_id, body_len). */
 void txn__serve_stored(struct txn *t, struct http_msg *resp, const struct store_record *rec);

@@ -477,6 +477,7 @@ int txn__follow_own_fill(struct txn *t)
     flight_ref(t->flight);
     t->follow_flight = t->flight;
     t->following = 1;
+    t->self_following = 1;
     list_insert_tail(&ctx->followers, &t->follow_link);
     METRIC_INC(&ctx->metrics, flight_self_follow);
     if (flight_watch(t->follow_flight, txn__flight_wake, &ctx->flight_wakeup) != 0) {
@@ -533,6 +534,10 @@ void txn__follow_pump(struct txn *t)
             txn__reply_error(t, 502, "the shared upstream fetch for this URL failed");
             return;
         }
+        /* The origin answered in full but the store lost it: the rest can still come from the origin.
+         * An upstream that failed mid-body has failed every client of the flight alike. */
+        if (v.upstream_done && txn__follow_resume(t) == 0)
+            return;
         LOG_WARN(t->ctx->log, t->id, "%s: shared fetch failed mid-body: closing", t->url);
         t->result = "TCP_MISS_ABORTED";
         client_conn_close(t->cc);
@@ -542,6 +547,11 @@ void txn__follow_pump(struct txn *t)
             follow_fallback(t, "the response is not shareable");
             return;
         }
+        /* The response turned out not to be storable after the client had part of it (larger than
+         * max_object_size, or the store failed): the origin is still there for the rest. */
+        if (txn__follow_resume(t) == 0)
+            return;
+        t->result = "TCP_MISS_ABORTED";
         client_conn_close(t->cc);
         return;
     case FLIGHT_STREAMING:
