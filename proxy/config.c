@@ -33,13 +33,15 @@
 enum source { SRC_DEFAULT = 0, SRC_FILE = 1, SRC_CLI = 2 };
 
 /* Index into proxy_config.list_origin[]. */
-enum list { LIST_LISTEN = 0, LIST_ALLOW, LIST_PORTS, LIST_DNS };
+enum list { LIST_LISTEN = 0, LIST_ALLOW, LIST_PORTS, LIST_DNS, LIST_BYPASS };
 
 enum kind {
     K_LISTEN,        /* ADDR:PORT ... */
     K_ALLOW,         /* CIDR ... | all */
     K_CONNECT_PORTS, /* PORT ... | none */
     K_DNS_SERVERS,   /* ADDR[:PORT] ... | system */
+    K_PARENT,        /* HOST:PORT | none */
+    K_BYPASS,        /* NAME|CIDR ... | none */
     K_STRING,        /* one word */
     K_PID_FILE,      /* one word; "none" means NULL */
     K_LOG_LEVEL,     /* error|warn|info|debug */
@@ -68,6 +70,8 @@ static const struct directive directives[] = {
     {"listen", K_LISTEN, FIELD(listen), 0, 0},
     {"allow", K_ALLOW, FIELD(allow), 0, 0},
     {"connect_ports", K_CONNECT_PORTS, FIELD(connect_ports), 0, 0},
+    {"parent_proxy", K_PARENT, FIELD(parent_host), 0, 0},
+    {"parent_bypass", K_BYPASS, FIELD(parent_bypass), 0, 0},
     {"dns_servers", K_DNS_SERVERS, FIELD(dns_servers), 0, 0},
     {"cache_dir", K_STRING, FIELD(cache_dir), 0, 0},
     {"access_log", K_STRING, FIELD(access_log), 0, 0},
@@ -645,6 +649,118 @@ static int set_dns_servers(struct proxy_config *c, const char *v, enum source sr
     return 0;
 }
 
+/* ---- parent proxy ----------------------------------------------------------------------------- */
+
+/* A DNS name as RFC 1035 s2.3.1 and RFC 1123 s2.1 have it: dot-separated labels of letters, digits
+ * and hyphens, 1..63 octets each, not starting or ending with a hyphen; 253 octets at most. */
+static bool valid_dns_name(const char *s, size_t len)
+{
+    if (len == 0 || len > CONFIG_MAX_HOSTNAME) return false;
+    size_t label = 0;
+    for (size_t i = 0; i <= len; i++) {
+        char ch = i < len ? s[i] : '.';
+        if (ch == '.') {
+            if (label == 0 || label > 63 || s[i - 1] == '-') return false;
+            label = 0;
+        } else if (isalnum((unsigned char)ch) || ch == '-') {
+            if (label == 0 && ch == '-') return false;
+            label++;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* "proxy.example:8080", "192.0.2.1:3128", "[2001:db8::1]:3128", or "none". A name is resolved when the
+ * parent is dialed (asynchronously, like any origin), not here. */
+static int set_parent(struct proxy_config *c, const char *w, size_t len, char *err, size_t err_len)
+{
+    if (word_is(w, len, "none")) {
+        free(c->parent_host);
+        c->parent_host = NULL;
+        c->parent_port = 0;
+        return 0;
+    }
+    char buf[CONFIG_MAX_HOSTNAME + 16];
+    if (len >= sizeof(buf)) return fail(err, err_len, "invalid parent proxy '%.*s'", ECHO_N(len), w);
+    memcpy(buf, w, len);
+    buf[len] = '\0';
+    char *host = buf, *colon;
+    bool v6 = false;
+    if (buf[0] == '[') {
+        char *close = strchr(buf, ']');
+        if (close == NULL || close[1] != ':')
+            return fail(err, err_len, "invalid parent proxy '%s' (e.g. [2001:db8::1]:3128)", buf);
+        *close = '\0';
+        host = buf + 1;
+        colon = close + 1;
+        v6 = true;
+    } else {
+        colon = strrchr(buf, ':');
+        if (colon == NULL) return fail(err, err_len, "'%s': missing port (e.g. proxy.example:3128)", buf);
+        if (memchr(buf, ':', (size_t)(colon - buf)) != NULL)
+            return fail(err, err_len, "invalid parent proxy '%s' (an IPv6 address needs brackets)", buf);
+    }
+    *colon = '\0';
+    uint16_t port;
+    if (parse_port(colon + 1, false, &port) != 0) return fail(err, err_len, "invalid port '%s' (1..65535)", colon + 1);
+    struct in6_addr a6;
+    struct in_addr a4;
+    if (v6 ? inet_pton(AF_INET6, host, &a6) != 1 : (inet_pton(AF_INET, host, &a4) != 1 && !valid_dns_name(host, strlen(host))))
+        return fail(err, err_len, "invalid parent proxy host '%s'", host);
+    char *copy = strdup(host);
+    if (copy == NULL) return fail(err, err_len, "out of memory");
+    for (char *p = copy; *p != '\0'; p++)
+        *p = (char)tolower((unsigned char)*p);
+    free(c->parent_host);
+    c->parent_host = copy;
+    c->parent_port = port;
+    return 0;
+}
+
+/* Names and networks that never go through the parent: "intranet.example 10.0.0.0/8 localhost".
+ * "none" empties the list. A name stands for itself and every name below it (a leading dot is
+ * allowed and means the same). */
+static int set_bypass(struct proxy_config *c, const char *v, enum source src, char *err, size_t err_len)
+{
+    struct config_bypass tmp[CONFIG_MAX_BYPASS];
+    size_t base = list_base(c, LIST_BYPASS, src, c->n_parent_bypass), n = 0, len;
+    const char *w, *p = v;
+    if (!next_word(&p, &w, &len, true)) return fail(err, err_len, "missing value");
+    if (word_is(w, len, "none")) {
+        if (next_word(&p, &w, &len, true)) return fail(err, err_len, "'none' cannot be combined with names");
+        c->n_parent_bypass = 0;
+        c->list_origin[LIST_BYPASS] = (unsigned char)src;
+        return 0;
+    }
+    while (next_word(&v, &w, &len, true)) {
+        if (base + n >= CONFIG_MAX_BYPASS) return too_many("parent_bypass entries", CONFIG_MAX_BYPASS, err, err_len);
+        struct config_bypass *b = &tmp[n];
+        memset(b, 0, sizeof(*b));
+        char word[CONFIG_MAX_HOSTNAME + 2];
+        if (len >= sizeof(word)) return fail(err, err_len, "invalid name '%.*s'", ECHO_N(len), w);
+        memcpy(word, w, len);
+        word[len] = '\0';
+        if (looks_like_name(word)) {
+            const char *name = word[0] == '.' ? word + 1 : word;
+            size_t nlen = strlen(name);
+            if (nlen > 0 && name[nlen - 1] == '.') nlen--;
+            if (!valid_dns_name(name, nlen)) return fail(err, err_len, "invalid name '%s'", word);
+            for (size_t i = 0; i < nlen; i++)
+                b->name[i] = (char)tolower((unsigned char)name[i]);
+        } else {
+            if (parse_cidr(w, len, &b->cidr, err, err_len) != 0) return -1;
+            b->is_cidr = 1;
+        }
+        n++;
+    }
+    memcpy(&c->parent_bypass[base], tmp, n * sizeof(tmp[0]));
+    c->n_parent_bypass = base + n;
+    c->list_origin[LIST_BYPASS] = (unsigned char)src;
+    return 0;
+}
+
 static int set_string(struct proxy_config *c, const struct directive *d, const char *w, size_t len, char *err, size_t err_len)
 {
     char **field = (char **)((char *)c + d->off);
@@ -699,6 +815,8 @@ static int apply(struct proxy_config *c, const struct directive *d, const char *
         return set_connect_ports(c, value, src, err, err_len);
     case K_DNS_SERVERS:
         return set_dns_servers(c, value, src, err, err_len);
+    case K_BYPASS:
+        return set_bypass(c, value, src, err, err_len);
     default:
         break;
     }
@@ -714,6 +832,8 @@ static int apply(struct proxy_config *c, const struct directive *d, const char *
         return set_log_level(c, w, len, err, err_len);
     case K_BOOL:
         return set_bool(c, d, w, len, err, err_len);
+    case K_PARENT:
+        return set_parent(c, w, len, err, err_len);
     default:
         return set_number(c, d, w, len, err, err_len);
     }
@@ -776,6 +896,7 @@ void config_free(struct proxy_config *c)
     free(c->error_log);
     free(c->visible_hostname);
     free(c->pid_file);
+    free(c->parent_host);
     free(c->source_file);
     free(c);
 }
@@ -958,12 +1079,34 @@ static unsigned addr_port(const struct config_addr *a)
     return 0;
 }
 
+/* The parent given as an address larder itself listens on (or a wildcard listen on its port covers):
+ * every request would come back to us, one more connection per round, until the limits stop it. A
+ * parent given by name is not checked here (that needs DNS). */
+static bool parent_is_self(const struct proxy_config *c)
+{
+    uint8_t a[16];
+    int family = inet_pton(AF_INET, c->parent_host, a) == 1 ? AF_INET : inet_pton(AF_INET6, c->parent_host, a) == 1 ? AF_INET6 : 0;
+    for (size_t i = 0; family != 0 && i < c->n_listen; i++) {
+        const struct config_addr *l = &c->listen[i];
+        if (l->sa.ss_family != family || addr_port(l) != c->parent_port) continue;
+        const void *la = family == AF_INET ? (const void *)&((const struct sockaddr_in *)&l->sa)->sin_addr
+                                           : (const void *)&((const struct sockaddr_in6 *)&l->sa)->sin6_addr;
+        static const uint8_t any[16] = {0};
+        size_t n = family == AF_INET ? 4 : 16;
+        if (memcmp(la, a, n) == 0 || memcmp(la, any, n) == 0) return true;
+    }
+    return false;
+}
+
 int config_validate(const struct proxy_config *c, char *err, size_t err_len)
 {
     if (c->n_listen == 0) return fail(err, err_len, "listen: no address to listen on");
     if (c->n_listen > CONFIG_MAX_LISTEN || c->n_allow > CONFIG_MAX_ACL || c->n_connect_ports > CONFIG_MAX_PORTS ||
-        c->n_dns_servers > CONFIG_MAX_DNS)
+        c->n_dns_servers > CONFIG_MAX_DNS || c->n_parent_bypass > CONFIG_MAX_BYPASS)
         return fail(err, err_len, "internal error: list longer than its array");
+    if (c->parent_host != NULL && parent_is_self(c))
+        return fail(err, err_len, "parent_proxy: %s:%u is larder's own listen address: every request would loop",
+                    c->parent_host, (unsigned)c->parent_port);
     for (size_t i = 0; i < c->n_listen; i++) {
         for (size_t j = 0; j < i; j++) {
             /* Port 0 twice is two different kernel-chosen ports, not a clash. */
@@ -1041,6 +1184,31 @@ int config_client_allowed(const struct proxy_config *c, const struct sockaddr *s
     return 0;
 }
 
+int config_goes_direct(const struct proxy_config *c, const char *host)
+{
+    if (c->parent_host == NULL) return 1;
+    uint8_t addr[16] = {0};
+    int family = 0;
+    if (inet_pton(AF_INET, host, addr) == 1)
+        family = AF_INET;
+    else if (inet_pton(AF_INET6, host, addr) == 1)
+        family = AF_INET6;
+    size_t hlen = strlen(host);
+    for (size_t i = 0; i < c->n_parent_bypass; i++) {
+        const struct config_bypass *b = &c->parent_bypass[i];
+        if (b->is_cidr) {
+            if (family == b->cidr.family && prefix_match(b->cidr.addr, addr, b->cidr.prefix)) return 1;
+            continue;
+        }
+        if (family != 0) continue; /* a name never matches an address literal */
+        size_t blen = strlen(b->name);
+        /* The name itself, or a name below it: "a.intranet.example" under "intranet.example". */
+        if (hlen >= blen && strcasecmp(host + hlen - blen, b->name) == 0 && (hlen == blen || host[hlen - blen - 1] == '.'))
+            return 1;
+    }
+    return 0;
+}
+
 int config_connect_port_allowed(const struct proxy_config *c, unsigned port)
 {
     for (size_t i = 0; i < c->n_connect_ports && i < CONFIG_MAX_PORTS; i++)
@@ -1059,8 +1227,9 @@ const char *config_usage(void)
            "\n"
            "Every directive can also be given as --NAME VALUE or --NAME=VALUE; dashes and underscores are\n"
            "interchangeable (--cache-dir = --cache_dir) and the command line overrides the file. For listen,\n"
-           "allow, connect_ports and dns_servers the first use replaces the list from the file (or the\n"
-           "default) and later uses append. Lists take several values separated by spaces or commas.\n"
+           "allow, connect_ports, dns_servers and parent_bypass the first use replaces the list from the\n"
+           "file (or the default) and later uses append. Lists take several values separated by spaces or\n"
+           "commas.\n"
            "Durations: 500ms, 10s, 2m, 1h (a bare number is seconds). Sizes: 4096, 64K, 512M, 1G, 2T.\n"
            "\n"
            "Directives                                  default\n"
@@ -1068,6 +1237,8 @@ const char *config_usage(void)
            "  allow CIDR ... | all                        127.0.0.0/8 ::1/128   (clients that may use the proxy)\n"
            "  connect_ports PORT ... | none               443   (ports CONNECT may tunnel to)\n"
            "  dns_servers ADDR[:PORT] ... | system        system   (numeric addresses; port 53 by default)\n"
+           "  parent_proxy HOST:PORT | none               none   (send every request through this proxy)\n"
+           "  parent_bypass NAME|CIDR ... | none          none   (hosts reached directly, parent or not)\n"
            "  cache_dir PATH                              ./larder-cache\n"
            "  access_log PATH | - | none                  -   (stdout)\n"
            "  error_log PATH | -                          -   (stderr)\n"

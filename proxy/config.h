@@ -23,6 +23,8 @@
 #define CONFIG_MAX_ACL 64
 #define CONFIG_MAX_PORTS 64
 #define CONFIG_MAX_DNS 8
+#define CONFIG_MAX_BYPASS 64
+#define CONFIG_MAX_HOSTNAME 253 /* RFC 1035 s2.3.4, as written without the trailing dot */
 
 /* A socket address as written in the configuration: "127.0.0.1:3128", "[::1]:3128", ":3128" (all
  * IPv4 interfaces). Port 0 asks the kernel for a free port; larder prints the one it bound. */
@@ -39,6 +41,14 @@ struct config_cidr {
     int prefix;
 };
 
+/* One parent_bypass entry: a network (an IP-literal host inside it goes direct) or a domain name (the
+ * name itself and every name below it go direct). */
+struct config_bypass {
+    int is_cidr;
+    struct config_cidr cidr;
+    char name[CONFIG_MAX_HOSTNAME + 1]; /* lower case, no leading or trailing dot */
+};
+
 enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
 struct proxy_config {
@@ -53,6 +63,13 @@ struct proxy_config {
 
     struct config_addr dns_servers[CONFIG_MAX_DNS];
     size_t n_dns_servers; /* default: none, meaning the system's resolver configuration */
+
+    /* parent_proxy HOST:PORT: every request goes to this proxy instead of the origin (absolute-form
+     * requests, CONNECT tunnels through it), except for hosts in parent_bypass. Default none. */
+    char *parent_host; /* NULL: none. A name (resolved when dialed), an IPv4 or a bracket-less IPv6 literal */
+    uint16_t parent_port;
+    struct config_bypass parent_bypass[CONFIG_MAX_BYPASS];
+    size_t n_parent_bypass; /* default: none */
 
     char *cache_dir;  /* default "./larder-cache" */
     char *access_log; /* path, "-" for stdout, "none"; default "-" */
@@ -93,9 +110,9 @@ struct proxy_config {
     char *source_file; /* the -c file, or NULL */
 
     /* Bookkeeping, not a setting: which source last replaced each repeatable list (listen, allow,
-     * connect_ports, dns_servers): 0 built-in default, 1 file, 2 command line. It drives the
-     * replace-then-append rule across separate config_set() calls. */
-    unsigned char list_origin[4];
+     * connect_ports, dns_servers, parent_bypass): 0 built-in default, 1 file, 2 command line. It drives
+     * the replace-then-append rule across separate config_set() calls. */
+    unsigned char list_origin[5];
 };
 
 /* Defaults as documented in proxy.conf.example. NULL on allocation failure. */
@@ -121,6 +138,10 @@ int config_validate(const struct proxy_config *c, char *err, size_t err_len);
 
 /* Is this client address inside one of the allow rules? */
 int config_client_allowed(const struct proxy_config *c, const struct sockaddr *sa);
+
+/* 1 when a request for `host` (as in the URI: lower case, an IPv6 literal without brackets) goes
+ * straight to the origin: no parent_proxy, or host matches a parent_bypass entry. 0: via the parent. */
+int config_goes_direct(const struct proxy_config *c, const char *host);
 /* Is CONNECT to this port allowed? */
 int config_connect_port_allowed(const struct proxy_config *c, unsigned port);
 

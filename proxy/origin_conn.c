@@ -487,6 +487,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     enum http_parse_status st = http_parser_execute(oc->parser, buf->base, (size_t)nread, &consumed);
     oc->in_parse = 0;
     oc->cur_blk = NULL;
+    if (oc->raw && oc->state != ORIGIN_CLOSING && st == HTTP_PARSE_PAUSED && consumed < (size_t)nread && oc->h != NULL &&
+        oc->h->on_raw != NULL) {
+        /* The response switched the connection to raw bytes (a parent proxy's 2xx to CONNECT): what
+         * followed its head in this read is the tunnel's first bytes, not a protocol error. */
+        oc->h->on_raw(oc->h_data, blk, buf->base + consumed, (size_t)nread - consumed);
+        buf_unref(blk);
+        return;
+    }
     buf_unref(blk);
     if (oc->state == ORIGIN_CLOSING)
         return;

@@ -566,10 +566,10 @@ void txn_tunnel_failed(struct txn *t, int status, const char *msg)
     txn__reply_error(t, status, msg);
 }
 
-void txn_tunnel_closed(struct txn *t, const char *client, int status, uint64_t bytes, const char *peer)
+void txn_tunnel_closed(struct txn *t, const char *client, int status, uint64_t bytes, const char *peer, int via_parent)
 {
     txn__check(t);
-    t->hier = "HIER_DIRECT";
+    t->hier = via_parent ? "FIRSTUP_PARENT" : "HIER_DIRECT";
     t->status = status;
     t->bytes_out = bytes;
     fmt_copy_cut(t->peer, sizeof(t->peer), peer, strlen(peer));

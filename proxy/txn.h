@@ -51,6 +51,6 @@ int txn_accepts_body(const struct txn *t);
 /* Tunnels (tunnel.c): the upstream could not be reached, answer with an error and close. */
 void txn_tunnel_failed(struct txn *t, int status, const char *msg);
 /* The tunnel ended: write the access-log line (TCP_TUNNEL/status, bytes both ways) and free t. */
-void txn_tunnel_closed(struct txn *t, const char *client, int status, uint64_t bytes, const char *peer);
+void txn_tunnel_closed(struct txn *t, const char *client, int status, uint64_t bytes, const char *peer, int via_parent);
 
 #endif

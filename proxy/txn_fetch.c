@@ -15,17 +15,42 @@
 
 static const struct origin_handler origin_cb;
 
+/* The next hop, for messages and as its pool key: the origin's "host:port", or "parent proxy
+ * proxy.example:3128", a key no authority can spell (spaces), so that a connection to the parent is
+ * reused for any origin behind it. */
+static const char *upstream_name(const struct txn *t, char *buf, size_t len)
+{
+    if (!t->via_parent)
+        return t->authority;
+    const struct proxy_config *cfg = t->ctx->cfg;
+    snprintf(buf, len, "parent proxy %s:%u", cfg->parent_host, (unsigned)cfg->parent_port);
+    return buf;
+}
+
+/* A new connection to the next hop: the origin, or the parent proxy (no DNS for the origin then). */
+static struct origin_conn *dial_next_hop(struct txn *t)
+{
+    const struct proxy_config *cfg = t->ctx->cfg;
+    char key[sizeof(t->authority) + 32];
+    const char *k = upstream_name(t, key, sizeof(key));
+    if (t->via_parent)
+        return origin_dial(t->ctx, cfg->parent_host, cfg->parent_port, k, &origin_cb, t);
+    return origin_dial(t->ctx, t->uri.host, t->uri.port, k, &origin_cb, t);
+}
+
 void txn__dial(struct txn *t)
 {
     t->request_time = ctx_now_s(t->ctx);
-    struct origin_conn *oc = origin_pool_take(t->ctx, t->authority, &origin_cb, t);
+    t->via_parent = !config_goes_direct(t->ctx->cfg, t->uri.host);
+    char key[sizeof(t->authority) + 32];
+    struct origin_conn *oc = origin_pool_take(t->ctx, upstream_name(t, key, sizeof(key)), &origin_cb, t);
     if (oc != NULL) {
         t->oc = oc;
         fmt_copy_cut(t->peer, sizeof(t->peer), oc->peer, strlen(oc->peer));
         origin_cb.on_connected(t);
         return;
     }
-    t->oc = origin_dial(t->ctx, t->uri.host, t->uri.port, t->authority, &origin_cb, t);
+    t->oc = dial_next_hop(t);
     if (t->oc == NULL) {
         METRIC_INC(&t->ctx->metrics, errors_internal);
         txn__reply_error(t, 500, "out of memory");
@@ -33,15 +58,21 @@ void txn__dial(struct txn *t)
 }
 
 /* Builds the request head for upstream from the parsed request: never the bytes received
- * (RFC 9112 s11.2), origin-form target, Host from the URI authority (RFC 9110 s7.2: the URI wins
- * over a Host field that disagrees), hop-by-hop fields gone, Via appended (RFC 9110 s7.6.3). */
+ * (RFC 9112 s11.2), origin-form target (absolute-form to a parent proxy, s3.2.2), Host from the URI
+ * authority (RFC 9110 s7.2: the URI wins over a Host field that disagrees), hop-by-hop fields gone
+ * (our client's Proxy-Authorization among them: it was for us), Via appended (RFC 9110 s7.6.3). */
 static int send_request_head(struct txn *t)
 {
     struct http_msg *r = &t->req;
     char target[8192 + 16];
-    /* RFC 9112 s3.2.4: OPTIONS for an absolute URI with neither path nor query goes out as "*". */
+    /* RFC 9112 s3.2.4: OPTIONS for an absolute URI with neither path nor query goes out as "*"
+     * to the origin; a proxy forwards it in absolute-form as it came. */
     int has_query = t->uri.path_and_query_len > 0 && t->uri.path_and_query[0] == '?';
-    if (r->method == HTTP_METHOD_OPTIONS && t->uri.path_empty && !has_query) {
+    if (t->via_parent) {
+        if (strlen(t->url) >= sizeof(target))
+            return -ENOSPC;
+        snprintf(target, sizeof(target), "%s", t->url);
+    } else if (r->method == HTTP_METHOD_OPTIONS && t->uri.path_empty && !has_query) {
         snprintf(target, sizeof(target), "*");
     } else if (http_uri_origin_form(&t->uri, target, sizeof(target)) < 0) {
         return -ENOSPC;
@@ -91,7 +122,7 @@ static void on_origin_connected(void *data)
     struct txn *t = data;
     txn__check(t);
     fmt_copy_cut(t->peer, sizeof(t->peer), t->oc->peer, strlen(t->oc->peer));
-    t->hier = "HIER_DIRECT";
+    t->hier = t->via_parent ? "FIRSTUP_PARENT" : "HIER_DIRECT"; /* Squid's names */
     if (send_request_head(t) != 0) {
         METRIC_INC(&t->ctx->metrics, errors_internal);
         origin_close(t->oc);
@@ -1040,7 +1071,7 @@ static void on_origin_fail(void *data, enum origin_error err, int detail, const 
         t->req_forwarding = 0;
         METRIC_INC(&ctx->metrics, upstream_retries);
         LOG_DEBUG(ctx->log, t->id, "retrying %s on a fresh connection: reused connection failed (%s)", t->url, reason);
-        t->oc = origin_dial(ctx, t->uri.host, t->uri.port, t->authority, &origin_cb, t);
+        t->oc = dial_next_hop(t);
         if (t->oc != NULL)
             return;
     }
@@ -1048,38 +1079,39 @@ static void on_origin_fail(void *data, enum origin_error err, int detail, const 
     txn__fill_abort(t);
     txn__flight_end(t, FLIGHT_FAILED);
     int status = 502;
-    char msg[400];
+    char msg[400], name_buf[sizeof(t->authority) + 32];
+    const char *name = upstream_name(t, name_buf, sizeof(name_buf));
     switch (err) {
     case ORIGIN_ERR_DNS:
         METRIC_INC(&ctx->metrics, errors_dns);
         status = detail == RESOLVER_ETIMEOUT ? 504 : 502;
-        snprintf(msg, sizeof(msg), "%s for %s", reason, t->uri.host);
+        snprintf(msg, sizeof(msg), "%s for %s%s", reason, t->via_parent ? "parent proxy " : "",
+                 t->via_parent ? ctx->cfg->parent_host : t->uri.host);
         break;
     case ORIGIN_ERR_CONNECT:
         METRIC_INC(&ctx->metrics, errors_connect);
-        snprintf(msg, sizeof(msg), "cannot connect to %s: %s", t->authority,
-                 detail == UV_ECONNREFUSED ? "connection refused" : reason);
+        snprintf(msg, sizeof(msg), "cannot connect to %s: %s", name, detail == UV_ECONNREFUSED ? "connection refused" : reason);
         break;
     case ORIGIN_ERR_CONNECT_TIMEOUT:
         METRIC_INC(&ctx->metrics, errors_timeout);
         status = 504;
-        snprintf(msg, sizeof(msg), "connect timeout to %s", t->authority);
+        snprintf(msg, sizeof(msg), "connect timeout to %s", name);
         break;
     case ORIGIN_ERR_FIRST_BYTE_TIMEOUT:
     case ORIGIN_ERR_IDLE_TIMEOUT:
         METRIC_INC(&ctx->metrics, errors_timeout);
         status = 504;
-        snprintf(msg, sizeof(msg), "upstream timeout from %s (%s)", t->authority, reason);
+        snprintf(msg, sizeof(msg), "upstream timeout from %s (%s)", name, reason);
         break;
     case ORIGIN_ERR_PROTOCOL:
         METRIC_INC(&ctx->metrics, errors_upstream_response);
-        snprintf(msg, sizeof(msg), "invalid upstream response from %s: %s", t->authority, reason);
+        snprintf(msg, sizeof(msg), "invalid upstream response from %s: %s", name, reason);
         break;
     case ORIGIN_ERR_RESET:
     case ORIGIN_ERR_WRITE:
     default:
         METRIC_INC(&ctx->metrics, errors_upstream_response);
-        snprintf(msg, sizeof(msg), "upstream %s failed: %s", t->authority, reason);
+        snprintf(msg, sizeof(msg), "upstream %s failed: %s", name, reason);
         break;
     }
     if (t->cc == NULL) {

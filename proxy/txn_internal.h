@@ -129,6 +129,7 @@ struct txn {
     int client_discard; /* the client got a 304 made by us: upstream body only goes to the store */
     enum out_framing out;
     int retried;
+    int via_parent;     /* the upstream connection goes to parent_proxy (config_goes_direct) */
     int is_head;
     int in_interim;
     int logged;

@@ -31,6 +31,8 @@ static const char *const all_directives[] = {
     "allow",
     "connect_ports",
     "dns_servers",
+    "parent_proxy",
+    "parent_bypass",
     "cache_dir",
     "access_log",
     "error_log",
@@ -170,6 +172,10 @@ static void assert_config_equal(const struct proxy_config *a, const struct proxy
     ASSERT_UEQ(a->n_dns_servers, b->n_dns_servers);
     for (size_t i = 0; i < a->n_dns_servers; i++)
         ASSERT(memcmp(&a->dns_servers[i].sa, &b->dns_servers[i].sa, a->dns_servers[i].sa_len) == 0);
+    ASSERT(str_eq_null(a->parent_host, b->parent_host));
+    ASSERT_EQ(a->parent_port, b->parent_port);
+    ASSERT_UEQ(a->n_parent_bypass, b->n_parent_bypass);
+    ASSERT(memcmp(a->parent_bypass, b->parent_bypass, a->n_parent_bypass * sizeof(a->parent_bypass[0])) == 0);
     ASSERT(str_eq_null(a->cache_dir, b->cache_dir));
     ASSERT(str_eq_null(a->access_log, b->access_log));
     ASSERT(str_eq_null(a->error_log, b->error_log));
@@ -247,6 +253,8 @@ static void test_defaults(void)
     ASSERT_UEQ(c->request_body_max_bytes, 0);
     ASSERT_UEQ(c->upstream_max_idle_per_origin, 8);
     ASSERT_UEQ(c->client_send_buffer, SEND_BUFFER_AUTO);
+    ASSERT(c->parent_host == NULL);
+    ASSERT_UEQ(c->n_parent_bypass, 0);
     ASSERT_UEQ(c->dns_cache_max_ttl_s, 300);
     ASSERT_EQ(c->test_hooks, 0);
     ASSERT(c->source_file == NULL);
@@ -800,6 +808,91 @@ static void test_acl_odd_inputs(void)
     config_free(c);
 }
 
+static void test_parent_proxy(void)
+{
+    struct proxy_config *c = config_new();
+    char err[256];
+    ASSERT(c != NULL);
+    ASSERT_EQ(config_goes_direct(c, "example.com"), 1); /* no parent: everything direct */
+    ASSERT_EQ(config_set(c, "parent_proxy", "Proxy.Corp.Example:8080", 0, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(c->parent_host, "proxy.corp.example");
+    ASSERT_EQ(c->parent_port, 8080);
+    ASSERT_EQ(config_set(c, "parent_proxy", "[2001:db8::1]:3128", 0, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(c->parent_host, "2001:db8::1");
+    ASSERT_EQ(c->parent_port, 3128);
+    ASSERT_EQ(config_set(c, "parent_proxy", "192.0.2.7:3128", 0, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(c->parent_host, "192.0.2.7");
+    static const struct {
+        const char *value, *why;
+    } bad[] = {
+        {"proxy.example", "parent_proxy: 'proxy.example': missing port (e.g. proxy.example:3128)"},
+        {"proxy.example:0", "parent_proxy: invalid port '0' (1..65535)"},
+        {"proxy.example:70000", "parent_proxy: invalid port '70000' (1..65535)"},
+        {"2001:db8::1:3128", "parent_proxy: invalid parent proxy '2001:db8::1:3128' (an IPv6 address needs brackets)"},
+        {"[2001:db8::1]", "parent_proxy: invalid parent proxy '[2001:db8::1]' (e.g. [2001:db8::1]:3128)"},
+        {"[nonsense]:3128", "parent_proxy: invalid parent proxy host 'nonsense'"},
+        {"bad_name.example:3128", "parent_proxy: invalid parent proxy host 'bad_name.example'"},
+        {"-lead.example:3128", "parent_proxy: invalid parent proxy host '-lead.example'"},
+        {"a..b:3128", "parent_proxy: invalid parent proxy host 'a..b'"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (config_set(c, "parent_proxy", bad[i].value, 0, err, sizeof(err)) == 0)
+            TEST_FAIL_("parent_proxy %s was accepted", bad[i].value);
+        ASSERT_STR_EQ(err, bad[i].why);
+    }
+    ASSERT_STR_EQ(c->parent_host, "192.0.2.7"); /* a refused value leaves the previous one */
+    ASSERT_EQ(config_goes_direct(c, "example.com"), 0);
+    ASSERT_EQ(config_set(c, "parent_proxy", "none", 0, err, sizeof(err)), 0);
+    ASSERT(c->parent_host == NULL);
+    ASSERT_EQ(config_goes_direct(c, "example.com"), 1);
+    config_free(c);
+}
+
+static void test_parent_not_self(void)
+{
+    struct proxy_config *c = config_new();
+    char err[256];
+    ASSERT(c != NULL);
+    ASSERT_EQ(config_set(c, "parent_proxy", "127.0.0.1:3129", 0, err, sizeof(err)), 0); /* another port */
+    ASSERT_EQ(config_validate(c, err, sizeof(err)), 0);
+    ASSERT_EQ(config_set(c, "parent_proxy", "proxy.example:3128", 0, err, sizeof(err)), 0); /* a name: not checked */
+    ASSERT_EQ(config_validate(c, err, sizeof(err)), 0);
+    config_free(c);
+}
+
+static void test_parent_bypass(void)
+{
+    struct proxy_config *c = config_new();
+    char err[256];
+    ASSERT(c != NULL);
+    ASSERT_EQ(config_set(c, "parent_proxy", "proxy.example:3128", 0, err, sizeof(err)), 0);
+    ASSERT_EQ(config_set(c, "parent_bypass", ".Intranet.Example, localhost 10.0.0.0/8 fd00::/8 svc.example.", 0, err,
+                         sizeof(err)), 0);
+    ASSERT_UEQ(c->n_parent_bypass, 5);
+    ASSERT_STR_EQ(c->parent_bypass[0].name, "intranet.example");
+    ASSERT_STR_EQ(c->parent_bypass[4].name, "svc.example");
+    static const struct {
+        const char *host;
+        int direct;
+    } rows[] = {
+        {"intranet.example", 1},     {"wiki.intranet.example", 1}, {"WIKI.Intranet.Example", 1},
+        {"myintranet.example", 0},   {"intranet.example.com", 0},  {"example", 0},
+        {"localhost", 1},            {"svc.example", 1},           {"a.svc.example", 1},
+        {"10.1.2.3", 1},             {"11.1.2.3", 0},              {"fd12::1", 1},
+        {"2001:db8::1", 0},          {"www.example.org", 0},       {"10.example", 0},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        if (config_goes_direct(c, rows[i].host) != rows[i].direct)
+            TEST_FAIL_("parent_bypass: %s: want %s", rows[i].host, rows[i].direct ? "direct" : "via the parent");
+    ASSERT(config_set(c, "parent_bypass", "bad_name", 0, err, sizeof(err)) != 0);
+    ASSERT_STR_EQ(err, "parent_bypass: invalid name 'bad_name'");
+    ASSERT(config_set(c, "parent_bypass", "10.0.0.0/33", 0, err, sizeof(err)) != 0);
+    ASSERT_EQ(config_set(c, "parent_bypass", "none", 0, err, sizeof(err)), 0);
+    ASSERT_UEQ(c->n_parent_bypass, 0);
+    ASSERT_EQ(config_goes_direct(c, "intranet.example"), 0);
+    config_free(c);
+}
+
 /* ---- files ------------------------------------------------------------------------------------ */
 
 static void test_file_good(void)
@@ -1186,6 +1279,11 @@ static void test_validate(void)
     } while (0)
 
     VALIDATE_FAILS(c->n_listen = 0, "listen: no address to listen on");
+    VALIDATE_FAILS(config_set(c, "parent_proxy", "127.0.0.1:3128", 0, err, sizeof(err)),
+                   "parent_proxy: 127.0.0.1:3128 is larder's own listen address: every request would loop");
+    VALIDATE_FAILS(config_set(c, "listen", ":8080", 0, err, sizeof(err));
+                   config_set(c, "parent_proxy", "127.0.0.2:8080", 0, err, sizeof(err)),
+                   "parent_proxy: 127.0.0.2:8080 is larder's own listen address: every request would loop");
     VALIDATE_FAILS(c->n_allow = 0, "allow: no rule, so no client could use the proxy");
     VALIDATE_FAILS(c->workers = 300, "workers: 300 is out of range (0..256)");
     VALIDATE_FAILS(c->connect_timeout_ms = 0, "connect_timeout: 0s is out of range (1ms..24h)");
@@ -1336,6 +1434,9 @@ int main(void)
     RUN_TEST(test_replace_then_append);
     RUN_TEST(test_acl);
     RUN_TEST(test_acl_odd_inputs);
+    RUN_TEST(test_parent_proxy);
+    RUN_TEST(test_parent_bypass);
+    RUN_TEST(test_parent_not_self);
     RUN_TEST(test_file_good);
     RUN_TEST(test_file_errors);
     RUN_TEST(test_cli_precedence);
