@@ -69,9 +69,10 @@ static int send_request_head(struct txn *t)
      * to the origin; a proxy forwards it in absolute-form as it came. */
     int has_query = t->uri.path_and_query_len > 0 && t->uri.path_and_query[0] == '?';
     if (t->via_parent) {
-        if (strlen(t->url) >= sizeof(target))
+        size_t ulen = strlen(t->url);
+        if (ulen >= sizeof(target))
             return -ENOSPC;
-        snprintf(target, sizeof(target), "%s", t->url);
+        memcpy(target, t->url, ulen + 1);
     } else if (r->method == HTTP_METHOD_OPTIONS && t->uri.path_empty && !has_query) {
         snprintf(target, sizeof(target), "*");
     } else if (http_uri_origin_form(&t->uri, target, sizeof(target)) < 0) {
