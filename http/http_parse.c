@@ -185,6 +185,9 @@ static int on_header_value_complete(llhttp_t *ll)
     struct http_parser *p = P(ll);
     const char *name = p->acc;
     size_t name_len = p->name_len;
+    /* Before any arithmetic on acc: with neither name nor value it is still NULL. */
+    if (name_len == 0)
+        return fail(p, 400, "empty header field name");
     const char *v = p->acc + p->name_len;
     size_t vlen = p->acc_len - p->name_len;
     /* RFC 9110 s5.5: leading and trailing whitespace is not part of the field value. */
@@ -194,8 +197,6 @@ static int on_header_value_complete(llhttp_t *ll)
     }
     while (vlen > 0 && is_ows(v[vlen - 1]))
         vlen--;
-    if (name_len == 0)
-        return fail(p, 400, "empty header field name");
     struct http_msg *target = p->msg;
     if (p->head_done) {
         if (p->trailers == NULL) {

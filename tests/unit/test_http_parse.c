@@ -798,6 +798,8 @@ static const struct row request_rows[] = {
     {"RFC 9110 s5.1 a delimiter in a field name", IN("GET / HTTP/1.1\r\nHost: h\r\nX(Name): v\r\n\r\n"), 0,
      "error 400 invalid character in a header field\n"},
     {"RFC 9110 s5.1 empty field name", IN("GET / HTTP/1.1\r\n: v\r\nHost: h\r\n\r\n"), 0, "error 400 empty header field name\n"},
+    {"RFC 9110 s5.1 empty field name, empty value", IN("GET / HTTP/1.1\r\n: \r\nHost: h\r\n\r\n"), 0,
+     "error 400 empty header field name\n"},
     {"RFC 9112 s2.2 whitespace before the first field line", IN("GET / HTTP/1.1\r\n Host: h\r\n\r\n"), 0,
      "error 400 unexpected whitespace\n"},
     {"RFC 9112 s2.2 bare CR in a field value", IN("GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n"), 0,
