@@ -3,7 +3,7 @@
  * Linux autotunes a TCP send buffer up to tcp_wmem[2] (4 MiB by default), as large as the congestion
  * window asks for. For a client a few hundred microseconds away that is far more than it can ever have
  * in flight, and every byte parked there is a cold cache line the next write must fetch: on the
- * loopback benchmark a fixed 256 KiB buffer made 1 MiB hits 12-17% cheaper in CPU (README, benchmarks).
+ * loopback benchmark a fixed 256 KiB buffer made larder's 1 MiB hits 8% cheaper in CPU (README, design).
  * A far client does need the big buffer, or its throughput is capped at buffer / RTT.
  *
  * So by default ("auto") a client gets a fixed buffer sized from the round-trip time its handshake
