@@ -364,7 +364,9 @@ def test_max_connections_per_client(tmp_path, origin, workers):
     assert poll_until(lambda: _served(l, origin, "/after-free"), 5.0), "per-client slot never freed"
     for c in held:
         c.close()
-    l.expect("client_connections_refused", ">=", 1)
+    # Scraped from another address: larder may not have seen those closes yet, and a fourth
+    # connection from 127.0.0.1 would be refused.
+    l.expect("client_connections_refused", ">=", 1, source="127.0.0.9")
 
 
 def test_idle_connections_do_not_starve_other_addresses(tmp_path, origin):
