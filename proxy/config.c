@@ -41,6 +41,7 @@ enum kind {
     K_CONNECT_PORTS, /* PORT ... | none */
     K_DNS_SERVERS,   /* ADDR[:PORT] ... | system */
     K_PARENT,        /* HOST:PORT | none */
+    K_PARENT_AUTH,   /* USER:PASSWORD | none */
     K_BYPASS,        /* NAME|CIDR ... | none */
     K_STRING,        /* one word */
     K_PID_FILE,      /* one word; "none" means NULL */
@@ -72,6 +73,7 @@ static const struct directive directives[] = {
     {"connect_ports", K_CONNECT_PORTS, FIELD(connect_ports), 0, 0},
     {"parent_proxy", K_PARENT, FIELD(parent_host), 0, 0},
     {"parent_bypass", K_BYPASS, FIELD(parent_bypass), 0, 0},
+    {"parent_proxy_auth", K_PARENT_AUTH, FIELD(parent_auth), 0, 0},
     {"dns_servers", K_DNS_SERVERS, FIELD(dns_servers), 0, 0},
     {"cache_dir", K_STRING, FIELD(cache_dir), 0, 0},
     {"access_log", K_STRING, FIELD(access_log), 0, 0},
@@ -719,6 +721,42 @@ static int set_parent(struct proxy_config *c, const char *w, size_t len, char *e
     return 0;
 }
 
+/* RFC 4648 s4 base64 of n bytes into out (room for 4 * ((n + 2) / 3) + 1), NUL-terminated. */
+static void base64_encode(char *out, const unsigned char *in, size_t n)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+        out[o++] = abc[v >> 18 & 63];
+        out[o++] = abc[v >> 12 & 63];
+        out[o++] = i + 1 < n ? abc[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? abc[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+/* "user:password" (one word: no whitespace) into the Basic credentials of RFC 7617 s2, which the user
+ * part may not contain a colon for; the password may. The value itself is never echoed back. */
+static int set_parent_auth(struct proxy_config *c, const char *w, size_t len, char *err, size_t err_len)
+{
+    char *value = NULL;
+    if (!word_is(w, len, "none")) {
+        const char *colon = memchr(w, ':', len);
+        if (colon == NULL || colon == w) return fail(err, err_len, "expected USER:PASSWORD (RFC 7617: a user name, a colon, a password)");
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char)w[i] < 0x20 || w[i] == 0x7f) return fail(err, err_len, "control character in the credentials");
+        if (len > 1024) return fail(err, err_len, "credentials longer than 1024 bytes");
+        value = malloc(6 + 4 * ((len + 2) / 3) + 1);
+        if (value == NULL) return fail(err, err_len, "out of memory");
+        memcpy(value, "Basic ", 6);
+        base64_encode(value + 6, (const unsigned char *)w, len);
+    }
+    free(c->parent_auth);
+    c->parent_auth = value;
+    return 0;
+}
+
 /* Names and networks that never go through the parent: "intranet.example 10.0.0.0/8 localhost".
  * "none" empties the list. A name stands for itself and every name below it (a leading dot is
  * allowed and means the same). */
@@ -823,7 +861,8 @@ static int apply(struct proxy_config *c, const struct directive *d, const char *
 
     /* Every other directive takes exactly one word. Paths containing whitespace are not supported. */
     if (next_word(&p, &extra, &extra_len, false))
-        return fail(err, err_len, "unexpected extra value '%.*s'", ECHO_N(extra_len), extra);
+        return d->kind == K_PARENT_AUTH ? fail(err, err_len, "the credentials must be one word (no spaces)") /* not echoed */
+                                        : fail(err, err_len, "unexpected extra value '%.*s'", ECHO_N(extra_len), extra);
     switch (d->kind) {
     case K_STRING:
     case K_PID_FILE:
@@ -834,6 +873,8 @@ static int apply(struct proxy_config *c, const struct directive *d, const char *
         return set_bool(c, d, w, len, err, err_len);
     case K_PARENT:
         return set_parent(c, w, len, err, err_len);
+    case K_PARENT_AUTH:
+        return set_parent_auth(c, w, len, err, err_len);
     default:
         return set_number(c, d, w, len, err, err_len);
     }
@@ -897,6 +938,7 @@ void config_free(struct proxy_config *c)
     free(c->visible_hostname);
     free(c->pid_file);
     free(c->parent_host);
+    free(c->parent_auth);
     free(c->source_file);
     free(c);
 }
@@ -1239,6 +1281,7 @@ const char *config_usage(void)
            "  dns_servers ADDR[:PORT] ... | system        system   (numeric addresses; port 53 by default)\n"
            "  parent_proxy HOST:PORT | none               none   (send every request through this proxy)\n"
            "  parent_bypass NAME|CIDR ... | none          none   (hosts reached directly, parent or not)\n"
+           "  parent_proxy_auth USER:PASSWORD | none      none   (Basic credentials for the parent)\n"
            "  cache_dir PATH                              ./larder-cache\n"
            "  access_log PATH | - | none                  -   (stdout)\n"
            "  error_log PATH | -                          -   (stderr)\n"

@@ -68,6 +68,9 @@ struct proxy_config {
      * requests, CONNECT tunnels through it), except for hosts in parent_bypass. Default none. */
     char *parent_host; /* NULL: none. A name (resolved when dialed), an IPv4 or a bracket-less IPv6 literal */
     uint16_t parent_port;
+    /* parent_proxy_auth USER:PASSWORD: the Proxy-Authorization value for the parent, ready to send
+     * ("Basic <base64>", RFC 7617). NULL: none (the default). */
+    char *parent_auth;
     struct config_bypass parent_bypass[CONFIG_MAX_BYPASS];
     size_t n_parent_bypass; /* default: none */
 

@@ -23,7 +23,7 @@ struct tunnel {
     int client_eof, origin_eof;
     /* Through parent_proxy: our CONNECT to it, and its answer (parsed into the arena). */
     int via_parent;
-    char connect_req[400];
+    char connect_req[2304]; /* authority (at most 300, twice) and credentials (1024 bytes: 1374 as base64) */
     struct arena arena;
     struct http_msg parent_resp;
     int parent_status;     /* a non-2xx answer to our CONNECT, for the error text */
@@ -58,8 +58,9 @@ void tunnel_begin(struct client_conn *cc, struct txn *t, const char *host, uint1
     tn->via_parent = !config_goes_direct(cfg, host);
     if (tn->via_parent) {
         /* RFC 9110 s9.3.6: the same authority-form request, one hop further; Host as s7.2 asks. */
-        int n = snprintf(tn->connect_req, sizeof(tn->connect_req), "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", authority,
-                         authority);
+        int n = snprintf(tn->connect_req, sizeof(tn->connect_req), "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s%s%s\r\n",
+                         authority, authority, cfg->parent_auth ? "Proxy-Authorization: " : "",
+                         cfg->parent_auth ? cfg->parent_auth : "", cfg->parent_auth ? "\r\n" : "");
         if (n < 0 || (size_t)n >= sizeof(tn->connect_req) || arena_init(&tn->arena, 4096, 256 * 1024) != 0) {
             free(tn);
             txn_tunnel_failed(t, 500, "out of memory");
@@ -180,13 +181,16 @@ static void on_fail(void *data, enum origin_error err, int detail, const char *r
         /* Answer on the transaction's behalf: it still owns the client's request. */
         struct txn *t = tn->txn;
         const struct proxy_config *cfg = cc->ctx->cfg;
-        char msg[400];
+        char msg[640];
         int status = (err == ORIGIN_ERR_CONNECT_TIMEOUT || (err == ORIGIN_ERR_DNS && detail == -9002)) ? 504 : 502;
         if (err == ORIGIN_ERR_DNS)
             METRIC_INC(&cc->ctx->metrics, errors_dns);
         else
             METRIC_INC(&cc->ctx->metrics, errors_connect);
-        if (tn->parent_status != 0)
+        if (tn->parent_status == 407)
+            snprintf(msg, sizeof(msg), "parent proxy %s:%u refused the tunnel: 407 %s (parent_proxy_auth %s)", cfg->parent_host,
+                     (unsigned)cfg->parent_port, tn->parent_reason, cfg->parent_auth != NULL ? "was not accepted" : "is not set");
+        else if (tn->parent_status != 0)
             snprintf(msg, sizeof(msg), "parent proxy %s:%u refused the tunnel: %d %s", cfg->parent_host,
                      (unsigned)cfg->parent_port, tn->parent_status, tn->parent_reason);
         else if (tn->via_parent)

@@ -96,9 +96,11 @@ static int send_request_head(struct txn *t)
     }
     char via[TXN_VIA_MAX], clen[FMT_U64_MAX + 1], mf[16];
     txn__via_value(t, r->version_major, r->version_minor, via);
-    struct http_extra_field extra[5];
+    struct http_extra_field extra[6];
     size_t n = 0;
     extra[n++] = (struct http_extra_field){"Host", host};
+    if (t->via_parent && t->ctx->cfg->parent_auth != NULL) /* RFC 9110 s11.7.2: for the parent alone */
+        extra[n++] = (struct http_extra_field){"Proxy-Authorization", t->ctx->cfg->parent_auth};
     if (r->framing == HTTP_BODY_LENGTH) {
         *fmt_u64(clen, r->content_length) = '\0';
         extra[n++] = (struct http_extra_field){"Content-Length", clen};
@@ -890,6 +892,13 @@ static int on_resp_head(void *data, struct http_msg *resp)
     t->in_interim = 0;
     t->response_time = ctx_now_s(t->ctx);
     t->fwd_status = resp->status;
+    if (t->via_parent && resp->status == 407) {
+        /* RFC 9110 s15.5.8: the parent wants credentials from us, its client. Passing the 407 on
+         * would ask our client for them (and its Proxy-Authenticate is hop-by-hop): a 502 says what
+         * is wrong, through on_origin_fail like any unusable upstream answer. */
+        t->parent_refused = 1;
+        return -1;
+    }
     if (t->resuming)
         return resume_head(t, resp);
     if (t->cc == NULL)
@@ -1080,7 +1089,7 @@ static void on_origin_fail(void *data, enum origin_error err, int detail, const 
     txn__fill_abort(t);
     txn__flight_end(t, FLIGHT_FAILED);
     int status = 502;
-    char msg[400], name_buf[sizeof(t->authority) + 32];
+    char msg[640], name_buf[sizeof(t->authority) + 32];
     const char *name = upstream_name(t, name_buf, sizeof(name_buf));
     switch (err) {
     case ORIGIN_ERR_DNS:
@@ -1106,7 +1115,11 @@ static void on_origin_fail(void *data, enum origin_error err, int detail, const 
         break;
     case ORIGIN_ERR_PROTOCOL:
         METRIC_INC(&ctx->metrics, errors_upstream_response);
-        snprintf(msg, sizeof(msg), "invalid upstream response from %s: %s", name, reason);
+        if (t->parent_refused)
+            snprintf(msg, sizeof(msg), "%s refused the request: 407 Proxy Authentication Required (parent_proxy_auth %s)",
+                     name, ctx->cfg->parent_auth != NULL ? "was not accepted" : "is not set");
+        else
+            snprintf(msg, sizeof(msg), "invalid upstream response from %s: %s", name, reason);
         break;
     case ORIGIN_ERR_RESET:
     case ORIGIN_ERR_WRITE:

@@ -130,6 +130,7 @@ struct txn {
     enum out_framing out;
     int retried;
     int via_parent;     /* the upstream connection goes to parent_proxy (config_goes_direct) */
+    int parent_refused; /* the parent answered 407: our credentials for it are missing or wrong */
     int is_head;
     int in_interim;
     int logged;

@@ -122,3 +122,45 @@ def test_connect_refused_by_the_parent(tmp_path, origin):
     assert r.status == 502, r
     assert f"parent proxy {parent.addr} refused the tunnel: 403 Forbidden" in r.body.decode(), r.body
     l.expect("tunnels_opened", 0)
+
+
+AUTH = "Basic dXNlcjpwYTpzcw=="  # user:pa:ss (RFC 7617)
+
+
+def _parent_requiring_auth(req):
+    if req.header("proxy-authorization") != AUTH:
+        return Response(status=407, headers=[("Proxy-Authenticate", 'Basic realm="corp"')], body=b"who are you?\n")
+    if req.method == "CONNECT":
+        return Raw(b"HTTP/1.1 200 Connection established\r\n\r\nhello from the target\n", keep_open=True)
+    return Response(body=b"authorised\n")
+
+
+def test_parent_credentials_are_sent_to_the_parent(tmp_path, origin):
+    parent = origin
+    parent.handler = _parent_requiring_auth
+    l = Larder(tmp_path, "--connect-ports", "443", "--parent-proxy", parent.addr, "--parent-proxy-auth", "user:pa:ss")
+    r = fetch(l, "http://site.example.invalid/x", headers=[("Proxy-Authorization", "Basic Y2xpZW50OmNyZWRz")])
+    assert r.status == 200 and r.body == b"authorised\n", r
+    # Ours for the parent, never the client's (which was for larder).
+    assert [q.header("proxy-authorization") for q in parent.requests] == [AUTH]
+    with Client(l, timeout=5) as c:
+        c.send(b"CONNECT site.example.invalid:443 HTTP/1.1\r\nHost: site.example.invalid:443\r\n\r\n")
+        assert c.read_response("CONNECT").status == 200
+        assert c.recv_exact(22) == b"hello from the target\n"
+    assert parent.requests[-1].method == "CONNECT" and parent.requests[-1].header("proxy-authorization") == AUTH
+
+
+def test_parent_asking_for_credentials_is_a_502_not_a_407(tmp_path, origin):
+    # A 407 from the parent is addressed to larder (RFC 9110 s15.5.8); passed on, it would make the
+    # client prompt for credentials it has nothing to do with.
+    parent = origin
+    parent.handler = _parent_requiring_auth
+    l = Larder(tmp_path, "--parent-proxy", parent.addr)
+    r = fetch(l, "http://site.example.invalid/x")
+    assert r.status == 502, r
+    assert "refused the request: 407 Proxy Authentication Required (parent_proxy_auth is not set)" in r.body.decode(), r
+    assert r.header("proxy-authenticate") is None, r
+    with Client(l, timeout=5) as c:
+        c.send(b"CONNECT site.example.invalid:443 HTTP/1.1\r\nHost: site.example.invalid:443\r\n\r\n")
+        r = c.read_response("CONNECT")
+    assert r.status == 502 and "(parent_proxy_auth is not set)" in r.body.decode(), r

@@ -33,6 +33,7 @@ static const char *const all_directives[] = {
     "dns_servers",
     "parent_proxy",
     "parent_bypass",
+    "parent_proxy_auth",
     "cache_dir",
     "access_log",
     "error_log",
@@ -174,6 +175,7 @@ static void assert_config_equal(const struct proxy_config *a, const struct proxy
         ASSERT(memcmp(&a->dns_servers[i].sa, &b->dns_servers[i].sa, a->dns_servers[i].sa_len) == 0);
     ASSERT(str_eq_null(a->parent_host, b->parent_host));
     ASSERT_EQ(a->parent_port, b->parent_port);
+    ASSERT(str_eq_null(a->parent_auth, b->parent_auth));
     ASSERT_UEQ(a->n_parent_bypass, b->n_parent_bypass);
     ASSERT(memcmp(a->parent_bypass, b->parent_bypass, a->n_parent_bypass * sizeof(a->parent_bypass[0])) == 0);
     ASSERT(str_eq_null(a->cache_dir, b->cache_dir));
@@ -254,6 +256,7 @@ static void test_defaults(void)
     ASSERT_UEQ(c->upstream_max_idle_per_origin, 8);
     ASSERT_UEQ(c->client_send_buffer, SEND_BUFFER_AUTO);
     ASSERT(c->parent_host == NULL);
+    ASSERT(c->parent_auth == NULL);
     ASSERT_UEQ(c->n_parent_bypass, 0);
     ASSERT_UEQ(c->dns_cache_max_ttl_s, 300);
     ASSERT_EQ(c->test_hooks, 0);
@@ -860,6 +863,44 @@ static void test_parent_not_self(void)
     config_free(c);
 }
 
+static void test_parent_proxy_auth(void)
+{
+    struct proxy_config *c = config_new();
+    char err[256];
+    ASSERT(c != NULL);
+    /* RFC 7617 s2's example without the space (a config value is one word), and every padding length. */
+    static const struct {
+        const char *value, *want;
+    } good[] = {
+        {"Aladdin:opensesame", "Basic QWxhZGRpbjpvcGVuc2VzYW1l"},
+        {"u:p", "Basic dTpw"},
+        {"user:pa:ss", "Basic dXNlcjpwYTpzcw=="}, /* the password may hold a colon */
+        {"ab:c", "Basic YWI6Yw=="},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        if (config_set(c, "parent_proxy_auth", good[i].value, 0, err, sizeof(err)) != 0) TEST_FAIL_("%s: %s", good[i].value, err);
+        ASSERT_STR_EQ(c->parent_auth, good[i].want);
+    }
+    static const struct {
+        const char *value, *why;
+    } bad[] = {
+        {"nocolon", "parent_proxy_auth: expected USER:PASSWORD (RFC 7617: a user name, a colon, a password)"},
+        {":secret", "parent_proxy_auth: expected USER:PASSWORD (RFC 7617: a user name, a colon, a password)"},
+        {"user:two words", "parent_proxy_auth: the credentials must be one word (no spaces)"},
+        {"user:p\x01w", "parent_proxy_auth: control character in the credentials"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (config_set(c, "parent_proxy_auth", bad[i].value, 0, err, sizeof(err)) == 0)
+            TEST_FAIL_("parent_proxy_auth %s was accepted", bad[i].value);
+        ASSERT_STR_EQ(err, bad[i].why);
+        ASSERT(strstr(err, bad[i].value) == NULL); /* credentials are never echoed */
+    }
+    ASSERT_STR_EQ(c->parent_auth, "Basic YWI6Yw=="); /* refused values leave the last good one */
+    ASSERT_EQ(config_set(c, "parent_proxy_auth", "none", 0, err, sizeof(err)), 0);
+    ASSERT(c->parent_auth == NULL);
+    config_free(c);
+}
+
 static void test_parent_bypass(void)
 {
     struct proxy_config *c = config_new();
@@ -1437,6 +1478,7 @@ int main(void)
     RUN_TEST(test_parent_proxy);
     RUN_TEST(test_parent_bypass);
     RUN_TEST(test_parent_not_self);
+    RUN_TEST(test_parent_proxy_auth);
     RUN_TEST(test_file_good);
     RUN_TEST(test_file_errors);
     RUN_TEST(test_cli_precedence);
