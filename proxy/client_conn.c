@@ -44,16 +44,23 @@ static void on_handle_closed(uv_handle_t *h)
     free(cc);
 }
 
+/* The deadline moves with every request; moving libuv's timer each time (a heap removal and insertion)
+ * was 5% of a small hit's instructions. So the libuv timer is only ever moved earlier: one that fires
+ * before the deadline re-arms for the rest (on_timer), at most once per timeout period, and one that
+ * fires with nothing armed does nothing. */
 static void arm(struct client_conn *cc, enum timer_mode mode, uint64_t ms)
 {
     cc->timer_mode = mode;
+    cc->deadline = uv_now(cc->ctx->loop) + ms;
+    if (uv_is_active((uv_handle_t *)&cc->timer) && cc->timer_due <= cc->deadline)
+        return;
+    cc->timer_due = cc->deadline;
     uv_timer_start(&cc->timer, on_timer, ms, 0);
 }
 
 static void disarm(struct client_conn *cc)
 {
-    cc->timer_mode = CT_NONE;
-    uv_timer_stop(&cc->timer);
+    cc->timer_mode = CT_NONE; /* the libuv timer may still fire: on_timer then finds nothing to do */
 }
 
 struct client_conn *client_conn_new(struct proxy_ctx *ctx)
@@ -529,6 +536,14 @@ static void on_timer(uv_timer_t *timer)
 {
     struct client_conn *cc = timer->data;
     check(cc);
+    if (cc->timer_mode == CT_NONE)
+        return;
+    uint64_t now = uv_now(timer->loop);
+    if (now < cc->deadline) {
+        cc->timer_due = cc->deadline; /* moved later since it was armed */
+        uv_timer_start(&cc->timer, on_timer, cc->deadline - now, 0);
+        return;
+    }
     enum timer_mode mode = (enum timer_mode)cc->timer_mode;
     cc->timer_mode = CT_NONE;
     switch (mode) {

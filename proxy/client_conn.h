@@ -57,6 +57,8 @@ struct client_conn {
     int shut_after_write; /* tunnels: half-close once the queue is written */
     int eof;            /* the client closed its side */
     int timer_mode;
+    uint64_t deadline;  /* loop time (ms) at which timer_mode's timeout expires */
+    uint64_t timer_due; /* loop time at which the libuv timer fires, while it is active */
     unsigned handles_open;
     uint64_t requests;
 };

@@ -137,3 +137,23 @@ def test_client_send_buffer_by_rtt_fixed_or_autotuned(tmp_path, origin):
         assert _larder_side_sndbuf(auto, c1) == 2 * 256 * 1024
         assert _larder_side_sndbuf(fixed, c2) == 2 * 384 * 1024
         assert _larder_side_sndbuf(tuned, c3) not in (2 * 256 * 1024, 2 * 384 * 1024)
+
+
+def test_idle_timeout_counts_from_the_last_request(tmp_path, origin):
+    # client_idle_timeout is idleness, not connection age: requests 0.5 s apart keep a connection with
+    # a 1.5 s idle timeout open for 2.5 s (larder only ever moves its timer earlier and re-arms a timer
+    # that fires before the deadline), and once they stop it closes within a bounded time. The sleeps
+    # are the client's pace, the thing under test, not a wait for larder.
+    import time
+    l = Larder(tmp_path, "--client-idle-timeout", "1500ms")
+    with Client(l, timeout=10) as c:
+        for i in range(6):
+            r = c.request("GET", origin.url(f"/keep{i}"))
+            assert r.status == 200, (i, r)
+            time.sleep(0.5)
+        t0 = time.monotonic()
+        closed, extra = c.wait_closed(8)
+        waited = time.monotonic() - t0
+    assert closed and extra == b"", "an idle keep-alive connection was never closed"
+    assert 0.5 <= waited <= 5.0, f"closed {waited:.2f}s after the last request's sleep for a 1.5 s idle timeout"
+    assert len(origin.requests) == 6
