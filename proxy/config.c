@@ -1251,6 +1251,12 @@ int config_goes_direct(const struct proxy_config *c, const char *host)
     return 0;
 }
 
+const char *config_parent_name(const struct proxy_config *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "parent proxy %s:%u", c->parent_host != NULL ? c->parent_host : "-", (unsigned)c->parent_port);
+    return buf;
+}
+
 int config_connect_port_allowed(const struct proxy_config *c, unsigned port)
 {
     for (size_t i = 0; i < c->n_connect_ports && i < CONFIG_MAX_PORTS; i++)

@@ -145,6 +145,12 @@ int config_client_allowed(const struct proxy_config *c, const struct sockaddr *s
 /* 1 when a request for `host` (as in the URI: lower case, an IPv6 literal without brackets) goes
  * straight to the origin: no parent_proxy, or host matches a parent_bypass entry. 0: via the parent. */
 int config_goes_direct(const struct proxy_config *c, const char *host);
+
+/* Room for config_parent_name(): the words, a host of CONFIG_MAX_HOSTNAME, ':' and a port. */
+#define CONFIG_PARENT_NAME_MAX (CONFIG_MAX_HOSTNAME + 24)
+/* "parent proxy HOST:PORT" into buf (CONFIG_PARENT_NAME_MAX bytes), for messages, and as the pool key
+ * of connections to the parent (no origin authority contains a space). Returns buf. */
+const char *config_parent_name(const struct proxy_config *c, char *buf, size_t len);
 /* Is CONNECT to this port allowed? */
 int config_connect_port_allowed(const struct proxy_config *c, unsigned port);
 

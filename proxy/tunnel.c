@@ -187,15 +187,15 @@ static void on_fail(void *data, enum origin_error err, int detail, const char *r
             METRIC_INC(&cc->ctx->metrics, errors_dns);
         else
             METRIC_INC(&cc->ctx->metrics, errors_connect);
+        char parent[CONFIG_PARENT_NAME_MAX];
+        config_parent_name(cfg, parent, sizeof(parent));
         if (tn->parent_status == 407)
-            snprintf(msg, sizeof(msg), "parent proxy %s:%u refused the tunnel: 407 %s (parent_proxy_auth %s)", cfg->parent_host,
-                     (unsigned)cfg->parent_port, tn->parent_reason, cfg->parent_auth != NULL ? "was not accepted" : "is not set");
+            snprintf(msg, sizeof(msg), "%s refused the tunnel: 407 %s (parent_proxy_auth %s)", parent, tn->parent_reason,
+                     cfg->parent_auth != NULL ? "was not accepted" : "is not set");
         else if (tn->parent_status != 0)
-            snprintf(msg, sizeof(msg), "parent proxy %s:%u refused the tunnel: %d %s", cfg->parent_host,
-                     (unsigned)cfg->parent_port, tn->parent_status, tn->parent_reason);
+            snprintf(msg, sizeof(msg), "%s refused the tunnel: %d %s", parent, tn->parent_status, tn->parent_reason);
         else if (tn->via_parent)
-            snprintf(msg, sizeof(msg), "cannot open tunnel through parent proxy %s:%u: %s", cfg->parent_host,
-                     (unsigned)cfg->parent_port, reason);
+            snprintf(msg, sizeof(msg), "cannot open tunnel through %s: %s", parent, reason);
         else
             snprintf(msg, sizeof(msg), "cannot open tunnel: %s", reason);
         cc->tunnel = NULL;

@@ -20,18 +20,14 @@ static const struct origin_handler origin_cb;
  * reused for any origin behind it. */
 static const char *upstream_name(const struct txn *t, char *buf, size_t len)
 {
-    if (!t->via_parent)
-        return t->authority;
-    const struct proxy_config *cfg = t->ctx->cfg;
-    snprintf(buf, len, "parent proxy %s:%u", cfg->parent_host, (unsigned)cfg->parent_port);
-    return buf;
+    return t->via_parent ? config_parent_name(t->ctx->cfg, buf, len) : t->authority;
 }
 
 /* A new connection to the next hop: the origin, or the parent proxy (no DNS for the origin then). */
 static struct origin_conn *dial_next_hop(struct txn *t)
 {
     const struct proxy_config *cfg = t->ctx->cfg;
-    char key[sizeof(t->authority) + 32];
+    char key[CONFIG_PARENT_NAME_MAX];
     const char *k = upstream_name(t, key, sizeof(key));
     if (t->via_parent)
         return origin_dial(t->ctx, cfg->parent_host, cfg->parent_port, k, &origin_cb, t);
@@ -42,7 +38,7 @@ void txn__dial(struct txn *t)
 {
     t->request_time = ctx_now_s(t->ctx);
     t->via_parent = !config_goes_direct(t->ctx->cfg, t->uri.host);
-    char key[sizeof(t->authority) + 32];
+    char key[CONFIG_PARENT_NAME_MAX];
     struct origin_conn *oc = origin_pool_take(t->ctx, upstream_name(t, key, sizeof(key)), &origin_cb, t);
     if (oc != NULL) {
         t->oc = oc;
@@ -1089,7 +1085,7 @@ static void on_origin_fail(void *data, enum origin_error err, int detail, const 
     txn__fill_abort(t);
     txn__flight_end(t, FLIGHT_FAILED);
     int status = 502;
-    char msg[640], name_buf[sizeof(t->authority) + 32];
+    char msg[640], name_buf[CONFIG_PARENT_NAME_MAX];
     const char *name = upstream_name(t, name_buf, sizeof(name_buf));
     switch (err) {
     case ORIGIN_ERR_DNS:
