@@ -498,6 +498,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     buf_unref(blk);
     if (oc->state == ORIGIN_CLOSING)
         return;
+    if (oc->h != NULL && oc->h->on_parsed != NULL)
+        oc->h->on_parsed(oc->h_data);
+    if (oc->state == ORIGIN_CLOSING)
+        return;
     if (st == HTTP_PARSE_ERROR) {
         fail(oc, ORIGIN_ERR_PROTOCOL, 0, http_parser_error_reason(oc->parser));
         return;

@@ -42,6 +42,9 @@ struct origin_handler {
     void (*on_raw_eof)(void *data);
     /* The request queue drained below its low-water mark (request bodies). Optional. */
     void (*on_drain)(void *data);
+    /* Everything one read delivered has been parsed (response mode), told to whoever holds the
+     * connection then. Lets the owner send what the parse produced as one write. Optional. */
+    void (*on_parsed)(void *data);
 };
 
 enum origin_state { ORIGIN_DIALING, ORIGIN_OPEN, ORIGIN_IDLE, ORIGIN_CLOSING };

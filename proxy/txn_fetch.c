@@ -542,6 +542,31 @@ static struct http_msg *on_resp_begin(void *data, struct arena **arena)
 /* The client-facing head of an upstream response: hop-by-hop fields out, framing decided for this
  * client (RFC 9112 s6.1: chunked only to HTTP/1.1; an HTTP/1.0 client gets a close-delimited body),
  * Via and Cache-Status added. */
+/* A response head usually arrives with its body (or all of it) in one read: written at once, the
+ * head would leave as a segment of its own, one more write and one more wake-up of the client per
+ * response. While the upstream parse is on the stack the head waits in the queue; the body's flush
+ * or on_origin_parsed (the end of that read) sends it. */
+static void flush_client_after_parse(struct txn *t)
+{
+    if (t->oc != NULL && t->oc->in_parse) {
+        t->client_flush_due = 1;
+        return;
+    }
+    t->client_flush_due = 0;
+    outq_flush(&t->cc->out);
+}
+
+static void on_origin_parsed(void *data)
+{
+    struct txn *t = data;
+    txn__check(t);
+    if (!t->client_flush_due)
+        return;
+    t->client_flush_due = 0;
+    if (t->cc != NULL)
+        outq_flush(&t->cc->out);
+}
+
 static int send_response_head(struct txn *t, struct http_msg *resp)
 {
     http_mark_hop_by_hop(resp);
@@ -587,7 +612,7 @@ static int send_response_head(struct txn *t, struct http_msg *resp)
     long len = start != NULL ? txn__queue_head(&t->cc->out, start, resp, extra, n) : -1;
     if (len < 0)
         return -ENOMEM;
-    outq_flush(&t->cc->out);
+    flush_client_after_parse(t);
     t->bytes_out += (uint64_t)len;
     return 0;
 }
@@ -973,6 +998,7 @@ static int on_resp_body(void *data, const char *at, size_t len)
         return -1;
     t->bytes_out += len;
     t->client_body_sent += len;
+    t->client_flush_due = 0;
     outq_flush(q);
     /* Back-pressure (DESIGN.md habit 8): never read the origin faster than this client drains. When
      * others follow this fetch, a slow client must not hold them back: it goes on from the store at its
@@ -1037,8 +1063,10 @@ static int on_resp_done(void *data, struct http_msg *trailers)
         if (push_last_chunk(&t->cc->out, trailers) != 0)
             return -1;
         t->bytes_out += 5;
-        outq_flush(&t->cc->out);
+        t->client_flush_due = 1;
     }
+    if (t->client_flush_due && t->cc != NULL) /* the head, or the last chunk, of this read */
+        flush_client_after_parse(t);
     if (t->out == OUT_CLOSE)
         t->client_ka = 0;
     if (t->following) {
@@ -1159,4 +1187,5 @@ static const struct origin_handler origin_cb = {
     .on_fail = on_origin_fail,
     .parse = {on_resp_begin, on_resp_head, on_resp_body, on_resp_done},
     .on_drain = on_origin_drain,
+    .on_parsed = on_origin_parsed,
 };

@@ -125,6 +125,7 @@ struct txn {
     int req_forwarding; /* request bytes go upstream as they are parsed */
     int req_sent;       /* the whole request was queued upstream */
     int head_sent;      /* the final response head was queued to the client */
+    int client_flush_due; /* queued for the client during an upstream parse, written at its end */
     int resp_complete;  /* everything for the client is queued */
     int client_discard; /* the client got a 304 made by us: upstream body only goes to the store */
     enum out_framing out;

@@ -5,7 +5,8 @@ import socket
 
 import pytest
 
-from harness import Client, Larder, Response, build_request, curl, random_bytes, raw_request, parse_response
+from harness import (Client, Download, GatedBody, Larder, Response, build_request, curl, random_bytes, raw_request,
+                     parse_response)
 
 
 def assert_single_framing(req):
@@ -111,6 +112,26 @@ def test_curl_post_with_expect(tmp_path, origin):
     assert p.stdout.endswith(b"\n200"), p.stdout[-200:]
     req = origin.wait_for_requests(1)[0]
     assert req.method == "POST" and req.body_len == len(payload) and req.body == payload
+
+
+@pytest.mark.parametrize("cacheable", [True, False])
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_head_reaches_the_client_while_the_body_waits(tmp_path, origin, framing, cacheable):
+    """larder holds a response head back while the read that brought it is parsed, so that head and
+    body leave in one write; a head that came alone must still go out when that read is done, not
+    when the first body byte arrives (a stream or a slow origin would keep the client waiting)."""
+    g = GatedBody(random_bytes(4096, seed=21), stops=[0])
+    cc = "max-age=300" if cacheable else "no-store"
+    origin.respond(Response(headers=[("Content-Type", "application/octet-stream"), ("Cache-Control", cc)], body=g,
+                            length=g.length, framing=framing))
+    l = Larder(tmp_path)
+    d = Download(l, origin.url(f"/head-first-{framing}-{cacheable}"), expect=g.data)
+    assert g.reached(0).wait(10), "the origin never sent its head"
+    head = d.wait_head(timeout=10)  # the body is still held at the origin
+    assert head.status == 200 and d.nbytes == 0, d
+    g.release()
+    d.join()
+    assert d.complete and d.nbytes == g.length and d.first_mismatch is None, d
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])
