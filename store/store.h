@@ -17,8 +17,10 @@
  * has either one unvaried entry or only varied ones. Why: keys are hashes, so every table a new object
  * touches costs a random leaf page rewritten at the next commit; with the bookkeeping in the meta value
  * and no `variants` row, a typical object dirties one random page instead of three (the `body`, `lru`
- * and `pending` keys grow in order and share their pages). A hit's bookkeeping (store_note_hit, folded by the writer) rewrites the entry header
- * only; the record bytes after it stay the same, so readers' copies stay valid.
+ * and `pending` keys grow in order and share their pages; body and lru rows go in with MDB_APPEND when
+ * theirs is the greatest key, so those pages fill up instead of being split in half). A hit's
+ * bookkeeping (store_note_hit, folded by the writer) rewrites the entry header only; the record bytes
+ * after it stay the same, so readers' copies stay valid.
  *
  * VISIBILITY. A body is written chunk by chunk as it streams in, possibly over several write
  * transactions. The first chunk's transaction also writes `pending[body_id]`; the transaction that
