@@ -22,9 +22,9 @@
 
 #define DEFAULT_QUEUE_LIMIT ((size_t)64 << 20)
 #define DEFAULT_QUEUE_OPS 16384
-#define DEFAULT_BATCH_OPS 1024
+#define DEFAULT_BATCH_OPS 4096
 #define DEFAULT_BATCH_BYTES ((size_t)32 << 20)
-#define DEFAULT_COMMIT_INTERVAL_US 20000
+#define DEFAULT_COMMIT_INTERVAL_US 100000
 #define WOP_OVERHEAD 128 /* bytes accounted per queued op on top of its buffers */
 
 #define container_of_(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))

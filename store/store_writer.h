@@ -54,9 +54,9 @@ typedef void (*store_wdone_fn)(void *data, int status);
 struct store_writer_config {
     size_t queue_limit;     /* bytes; 0: 64 MiB */
     size_t queue_max_ops;   /* operations; 0: 16384. Fills do not start beyond either limit */
-    size_t batch_max_ops;   /* ops per write transaction; 0: 1024 */
+    size_t batch_max_ops;   /* ops per write transaction; 0: 4096 */
     size_t batch_max_bytes; /* chunk and record bytes per write transaction; 0: 32 MiB */
-    int commit_interval_us; /* under load, batches start at most this often; 0: 20000, < 0: no pacing */
+    int commit_interval_us; /* under load, batches start at most this often; 0: 100000, < 0: no pacing */
     int start_paused;       /* tests: queue without writing until store_writer_set_paused(w, 0) */
 };
 
