@@ -76,22 +76,27 @@ static void unregister_locked(struct flight *f)
     f->refs--; /* the table's reference; the caller still holds one, so this never reaches zero */
 }
 
-/* lock held: whether a joiner that may not use a stored response of stale_response_time can take f's */
-static int joinable_locked(const struct flight *f, int64_t stale_response_time)
+/* lock held: whether a joiner that may not use a stored response of stale_response_time, arriving at
+ * reuse_at, can take f's (flight_join) */
+static int joinable_locked(const struct flight *f, int64_t stale_response_time, int64_t reuse_at)
 {
     if (f->v.state == FLIGHT_FETCHING)
         return 1; /* its response is still to come, hence newer */
     if (f->v.state != FLIGHT_STREAMING && f->v.state != FLIGHT_DONE)
         return 0;
-    return stale_response_time == 0 || f->v.response_time > stale_response_time;
+    if (stale_response_time != 0 && f->v.response_time <= stale_response_time)
+        return 0;
+    if (f->v.state == FLIGHT_DONE || f->v.upstream_done)
+        return reuse_at != FLIGHT_NO_REUSE && reuse_at < f->v.fresh_until;
+    return 1;
 }
 
 struct flight *flight_join(struct flight_table *t, const struct store_key *pkey, int64_t stale_response_time,
-                           int *leader)
+                           int64_t reuse_at, int *leader)
 {
     pthread_mutex_lock(&t->lock);
     for (struct flight *f = t->buckets[bucket_of(pkey)]; f != NULL; f = f->next) {
-        if (memcmp(f->pkey.b, pkey->b, sizeof(pkey->b)) == 0 && joinable_locked(f, stale_response_time)) {
+        if (memcmp(f->pkey.b, pkey->b, sizeof(pkey->b)) == 0 && joinable_locked(f, stale_response_time, reuse_at)) {
             f->refs++;
             t->joined++;
             pthread_mutex_unlock(&t->lock);
@@ -217,7 +222,8 @@ static char *dup_bytes(const char *p, size_t n)
 }
 
 int flight_set_head(struct flight *f, int status, const char *head, size_t head_len, const char *variant, size_t variant_len,
-                    int64_t request_time, int64_t response_time, uint64_t body_id, int length_known, uint64_t length)
+                    int64_t request_time, int64_t response_time, int64_t fresh_until, uint64_t body_id, int length_known,
+                    uint64_t length)
 {
     char *h = dup_bytes(head, head_len);
     char *vk = dup_bytes(variant ? variant : "", variant_len);
@@ -236,6 +242,7 @@ int flight_set_head(struct flight *f, int status, const char *head, size_t head_
     f->v.variant_len = variant_len;
     f->v.request_time = request_time;
     f->v.response_time = response_time;
+    f->v.fresh_until = fresh_until;
     f->v.body_id = body_id;
     f->v.length_known = length_known;
     f->v.length = length;

@@ -62,6 +62,7 @@ struct flight_view {
     const char *variant;   /* Vary-selected request fields of the leader's request */
     size_t variant_len;
     int64_t request_time, response_time;
+    int64_t fresh_until;   /* s: the response may be reused without validation before this time; 0: never */
     uint64_t body_id;
     int length_known;
     uint64_t length;       /* when length_known */
@@ -80,9 +81,16 @@ void flight_table_destroy(struct flight_table *t);
  * that response's response_time, else 0. A flight whose published response is no newer is skipped:
  * it is that same response (a fill the loop has not yet seen committed, or an older one), and
  * following it would serve what the caller has just judged unusable (RFC 9111 s4.2.4, s4.3). The
- * caller then leads a new flight, which later joiners find first. */
+ * caller then leads a new flight, which later joiners find first.
+ *
+ * reuse_at: the caller's clock (s), or FLIGHT_NO_REUSE when its request forbids using a stored
+ * response without validation (no-cache, max-age, min-fresh). A flight still fetching or streaming
+ * combines the caller's request into its forward one (RFC 9111 s4, collapsed requests); one whose
+ * response is complete (upstream done, only the commit left) is a stored response to the caller,
+ * reusable only while fresh (RFC 9111 s4.2): before fresh_until, and never with FLIGHT_NO_REUSE. */
+#define FLIGHT_NO_REUSE INT64_MAX
 struct flight *flight_join(struct flight_table *t, const struct store_key *pkey, int64_t stale_response_time,
-                           int *leader);
+                           int64_t reuse_at, int *leader);
 void flight_ref(struct flight *f);
 void flight_release(struct flight *f);
 
@@ -99,7 +107,8 @@ int flight_has_followers(struct flight *f);
 
 /* Leader: publish. Each wakes every watcher. The head strings are copied. 0 or -ENOMEM. */
 int flight_set_head(struct flight *f, int status, const char *head, size_t head_len, const char *variant, size_t variant_len,
-                    int64_t request_time, int64_t response_time, uint64_t body_id, int length_known, uint64_t length);
+                    int64_t request_time, int64_t response_time, int64_t fresh_until, uint64_t body_id, int length_known,
+                    uint64_t length);
 /* The store writer's progress hook (any thread): arg is the flight, with a reference taken for the
  * hook (flight_ref) that the final STORE_FILL_PROGRESS_END call drops. */
 void flight_progress(void *arg, uint64_t readable);
@@ -110,7 +119,8 @@ void flight_done(struct flight *f);
 void flight_upstream_done(struct flight *f);
 /* The object is whole in the store but the store does not show it yet (a 304's metadata update is
  * still queued): DONE for the followers, and still registered, so requests arriving meanwhile join it
- * rather than see the old stale entry and revalidate again. flight_unregister() when the store has it. */
+ * rather than see the old stale entry and revalidate again, as long as the refreshed response is fresh
+ * for them (flight_join). flight_unregister() when the store has it. */
 void flight_complete(struct flight *f);
 void flight_fail(struct flight *f);
 void flight_not_shared(struct flight *f);

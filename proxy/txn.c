@@ -689,7 +689,13 @@ static int join_flight(struct txn *t)
     /* A stored response found for this request is one it may not use (stale, no-cache, Vary: *), so a
      * flight carrying that same response is no help to it (flight_join). */
     int64_t unusable_rt = t->entry.found ? t->entry.meta.rec.response_time : 0;
-    struct flight *f = flight_join(&sh->flights, &t->entry.pkey, unusable_rt, &leader);
+    /* A flight whose response is complete is a stored response to us: this request's own limits on
+     * reusing one are not checked against it, so a request with any of them takes only a live fetch. */
+    struct http_cc cc;
+    http_cc_parse(&t->client_req, &cc);
+    int64_t reuse_at = (cc.present & (HTTP_CC_NO_CACHE | HTTP_CC_MAX_AGE | HTTP_CC_MIN_FRESH)) ? FLIGHT_NO_REUSE
+                                                                                             : ctx_now_s(t->ctx);
+    struct flight *f = flight_join(&sh->flights, &t->entry.pkey, unusable_rt, reuse_at, &leader);
     if (f == NULL)
         return 0;
     if (leader && http_msg_find(&t->client_req, "range") != NULL && t->mode == MODE_MISS) {

@@ -456,6 +456,23 @@ static void on_fill_resume(void *data, int status)
 }
 
 /* RFC 9111 s3: decide at the response head whether it goes to the store, and open the fill. */
+/* Until when a flight's response, once complete, may serve requests that join it without validation
+ * (flight_join): while its freshness lifetime exceeds its current age (RFC 9111 s4.2), never with an
+ * unqualified no-cache (s5.2.2.4). Requests joining earlier are combined into the forward request and
+ * take the response whatever its freshness (s4, collapsed requests). */
+static int64_t reusable_until(const struct txn *t, const struct http_msg *resp, int64_t request_time,
+                              int64_t response_time)
+{
+    struct http_cc cc;
+    http_cc_parse(resp, &cc);
+    if ((cc.present & HTTP_CC_NO_CACHE) || t->ctx->shared->cache == NULL)
+        return 0;
+    int64_t now = ctx_now_s(t->ctx);
+    int64_t lifetime = cp_freshness_lifetime(resp, response_time, &t->ctx->shared->cache->limits, NULL);
+    int64_t age = cp_current_age(resp, request_time, response_time, now);
+    return lifetime > age ? now + (lifetime - age) : 0;
+}
+
 static void maybe_begin_fill(struct txn *t, struct http_msg *resp)
 {
     struct proxy_ctx *ctx = t->ctx;
@@ -519,6 +536,7 @@ static void maybe_begin_fill(struct txn *t, struct http_msg *resp)
         if (head != NULL) {
             stored_head_write(stored, head);
             if (flight_set_head(t->flight, resp->status, head, hlen, vk, vk_len, t->request_time, t->response_time,
+                                reusable_until(t, resp, t->request_time, t->response_time),
                                 store_fill_body_id(t->fill), resp->framing == HTTP_BODY_LENGTH,
                                 resp->content_length) == 0) {
                 flight_ref(t->flight); /* the hook's own: dropped by its final call */
@@ -676,13 +694,14 @@ static int refresh_from_304(struct txn *t, struct http_msg *upd)
             stored_head_write(merged, head);
             const struct store_record *r = &t->entry.meta.rec;
             if (flight_set_head(t->flight, r->status, head, hlen, r->variant, r->variant_len, r->request_time,
-                                r->response_time, r->body_id, 1, r->body_len) == 0)
+                                r->response_time, reusable_until(t, merged, r->request_time, r->response_time),
+                                r->body_id, 1, r->body_len) == 0)
                 flight_progress(t->flight, r->body_len);
         }
         if (tk != NULL) {
             /* Until the writer has applied the update, the store still holds the stale metadata: the
-             * flight stays joinable (DONE) so that requests arriving meanwhile take this refresh
-             * instead of revalidating again. The ticket unregisters it. */
+             * flight stays joinable (DONE) so that requests arriving meanwhile take this refresh while
+             * it is fresh instead of revalidating again. The ticket unregisters it. */
             flight_complete(t->flight);
             tk->flight = t->flight;
             t->flight = NULL;

@@ -1,6 +1,6 @@
 """Single flight in the window between the end of a download and its commit.
 
-The writer paces its commits (at most one batch per 20 ms under load), so for a moment after the last
+The writer paces its commits (at most one batch per 100 ms under load), so for a moment after the last
 byte has arrived from the origin the object is not yet in the store while its flight is still open. A
 request arriving then follows the flight; it must send nothing until the commit, because the store
 may still fail to keep the object (proxy/flight.h, flight_upstream_done):
@@ -14,7 +14,10 @@ needs instead of being raced."""
 import hashlib
 import resource
 
-from harness import Client, Download, Larder, Response, cache_status, fetch, random_bytes
+import pytest
+
+from harness import (Client, Download, Larder, Response, advance_clock, cache_status, fetch, fetch_stored, is_conditional,
+                     random_bytes)
 
 
 def writer(larder: Larder, pause: bool) -> None:
@@ -79,3 +82,52 @@ def test_commit_failing_in_the_window_makes_the_follower_fetch_for_itself(tmp_pa
     assert [q.target for q in origin.requests].count("/too-big-for-the-disk") == 2, origin.requests
     l.expect("flight_fallbacks", m0["flight_fallbacks"] + 1)
     assert l.wait_error_log(r"(not stored|store write failed|EFBIG|too large|No space|Input/output)")
+
+
+@pytest.mark.parametrize("response_cc,request_headers", [
+    ("max-age=0", []),                              # never fresh (RFC 9111 s4.2)
+    ("max-age=60", [("Cache-Control", "no-cache")]),  # fresh, but the request forbids reuse (s5.2.1.4)
+])
+def test_second_request_does_not_reuse_a_complete_flight_it_may_not(tmp_path, origin, response_cc, request_headers):
+    """A flight whose whole response has arrived is, to a request arriving afterwards, a stored
+    response: reusable only while fresh and only by a request that allows reuse without validation.
+    The second request fetches for itself instead of following, so it needs no commit to finish."""
+    body = random_bytes(300 * 1024, seed=6)
+    origin.handler = lambda req: Response(headers=[("Cache-Control", response_cc), ("ETag", '"z"')], body=body)
+    l = hooks_larder(tmp_path)
+    url = origin.url("/window-reuse")
+    writer(l, True)
+    r1 = fetch(l, url)
+    assert r1.status == 200 and r1.body == body, r1
+    r2 = fetch(l, url, headers=request_headers)  # would wait for the held commit if it followed
+    assert r2.status == 200 and r2.body == body, r2
+    assert not cache_status(r2).get("collapsed"), r2.headers
+    assert len(origin.requests) == 2, origin.requests
+    writer(l, False)
+
+
+def test_each_request_revalidates_a_never_fresh_response_in_the_window(tmp_path, origin):
+    """A 304 that leaves the response stale (max-age=0) must not serve the requests that arrive after it
+    while its metadata update waits for the writer: each revalidates (RFC 9111 s4.2, s4.3). Requests
+    arriving while the conditional request is out are still combined with it (test_flight_revalidate)."""
+    body = random_bytes(1000, seed=8)
+
+    def handler(req):
+        if is_conditional(req):
+            return Response(304, headers=[("Cache-Control", "max-age=0"), ("ETag", '"r"')])
+        return Response(headers=[("Cache-Control", "max-age=0"), ("ETag", '"r"')], body=body)
+
+    origin.handler = handler
+    l = hooks_larder(tmp_path)
+    url = origin.url("/window-304")
+    r0 = fetch_stored(l, url)
+    assert r0.status == 200 and r0.body == body, r0
+    advance_clock(l, 5)  # the 304's response_time must be newer than the stored one's
+    writer(l, True)
+    for i in range(2):
+        r = fetch(l, url)
+        assert r.status == 200 and r.body == body, r
+        assert not cache_status(r).get("collapsed"), r.headers
+    assert len(origin.requests) == 3, origin.requests
+    assert all(is_conditional(q) for q in origin.requests[1:]), origin.requests
+    writer(l, False)
