@@ -455,7 +455,6 @@ static void on_fill_resume(void *data, int status)
     txn__maybe_finish(t);
 }
 
-/* RFC 9111 s3: decide at the response head whether it goes to the store, and open the fill. */
 /* Until when a flight's response, once complete, may serve requests that join it without validation
  * (flight_join): while its freshness lifetime exceeds its current age (RFC 9111 s4.2), never with an
  * unqualified no-cache (s5.2.2.4). Requests joining earlier are combined into the forward request and
@@ -473,6 +472,7 @@ static int64_t reusable_until(const struct txn *t, const struct http_msg *resp, 
     return lifetime > age ? now + (lifetime - age) : 0;
 }
 
+/* RFC 9111 s3: decide at the response head whether it goes to the store, and open the fill. */
 static void maybe_begin_fill(struct txn *t, struct http_msg *resp)
 {
     struct proxy_ctx *ctx = t->ctx;
@@ -557,9 +557,6 @@ static struct http_msg *on_resp_begin(void *data, struct arena **arena)
     return t->resp;
 }
 
-/* The client-facing head of an upstream response: hop-by-hop fields out, framing decided for this
- * client (RFC 9112 s6.1: chunked only to HTTP/1.1; an HTTP/1.0 client gets a close-delimited body),
- * Via and Cache-Status added. */
 /* A response head usually arrives with its body (or all of it) in one read: written at once, the
  * head would leave as a segment of its own, one more write and one more wake-up of the client per
  * response. While the upstream parse is on the stack the head waits in the queue; the body's flush
@@ -585,6 +582,9 @@ static void on_origin_parsed(void *data)
         outq_flush(&t->cc->out);
 }
 
+/* The client-facing head of an upstream response: hop-by-hop fields out, framing decided for this
+ * client (RFC 9112 s6.1: chunked only to HTTP/1.1; an HTTP/1.0 client gets a close-delimited body),
+ * Via and Cache-Status added. */
 static int send_response_head(struct txn *t, struct http_msg *resp)
 {
     http_mark_hop_by_hop(resp);
