@@ -66,6 +66,9 @@ static inline void list_remove(struct list_node *n)
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
+#define ORIGIN_POOL_BUCKETS 256
+struct origin_pool;
+
 struct proxy_ctx {
     uv_loop_t *loop;
     const struct proxy_config *cfg;
@@ -90,6 +93,9 @@ struct proxy_ctx {
     struct list_node origins_idle; /* idle pooled origin_conns, oldest first */
     size_t n_clients;
     size_t n_origins_idle;
+    /* The same idle connections by pool key (origin_conn.c): taking or returning one looks at its
+     * own origin's connections only, never at the whole pool. */
+    struct origin_pool *origin_pools[ORIGIN_POOL_BUCKETS];
 
     struct listener *listeners;
     int shutting_down;

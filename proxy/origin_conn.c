@@ -260,16 +260,77 @@ struct origin_conn *origin_dial(struct proxy_ctx *ctx, const char *host, uint16_
     return oc;
 }
 
+/* The idle connections of one pool key. Exists while it has any: a proxy that has talked to
+ * thousands of origins keeps no record of those it holds no connection to. */
+struct origin_pool {
+    struct origin_pool *next; /* bucket chain */
+    struct list_node idle;    /* origin_conn.key_link, oldest first */
+    size_t n_idle;
+    char key[]; /* NUL-terminated */
+};
+
+static struct origin_pool **pool_slot(struct proxy_ctx *ctx, const char *key)
+{
+    uint64_t h = 14695981039346656037u; /* FNV-1a: keys are short and not attacker-chosen in bulk */
+    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211u;
+    struct origin_pool **pp = &ctx->origin_pools[h % ORIGIN_POOL_BUCKETS];
+    while (*pp != NULL && strcmp((*pp)->key, key) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* The pool for key; with create, a new empty one if none (NULL when out of memory). */
+static struct origin_pool *pool_find(struct proxy_ctx *ctx, const char *key, int create)
+{
+    struct origin_pool **pp = pool_slot(ctx, key);
+    if (*pp != NULL || !create)
+        return *pp;
+    size_t len = strlen(key);
+    struct origin_pool *p = malloc(sizeof(*p) + len + 1);
+    if (p == NULL)
+        return NULL;
+    p->next = NULL;
+    list_init(&p->idle);
+    p->n_idle = 0;
+    memcpy(p->key, key, len + 1);
+    *pp = p;
+    return p;
+}
+
+static void pool_forget_if_empty(struct proxy_ctx *ctx, struct origin_pool *p)
+{
+    if (p->n_idle > 0)
+        return;
+    struct origin_pool **pp = pool_slot(ctx, p->key);
+    *pp = p->next;
+    free(p);
+}
+
+/* Takes an idle connection out of both lists (take or close). */
+static void pool_remove(struct origin_conn *oc)
+{
+    struct proxy_ctx *ctx = oc->ctx;
+    list_remove(&oc->pool_link);
+    ctx->n_origins_idle--;
+    list_remove(&oc->key_link);
+    oc->pool->n_idle--;
+    pool_forget_if_empty(ctx, oc->pool);
+    oc->pool = NULL;
+}
+
 struct origin_conn *origin_pool_take(struct proxy_ctx *ctx, const char *key, const struct origin_handler *h,
                                      void *data)
 {
+    struct origin_pool *p = pool_find(ctx, key, 0);
+    if (p == NULL)
+        return NULL;
     /* Newest first: the connection used last is the one most likely still open at the origin. */
-    for (struct list_node *n = ctx->origins_idle.prev; n != &ctx->origins_idle; n = n->prev) {
-        struct origin_conn *oc = container_of(n, struct origin_conn, pool_link);
-        if (strcmp(oc->key, key) != 0 || oc->eof_seen)
+    for (struct list_node *n = p->idle.prev; n != &p->idle; n = n->prev) {
+        struct origin_conn *oc = container_of(n, struct origin_conn, key_link);
+        if (oc->eof_seen)
             continue;
-        list_remove(&oc->pool_link);
-        ctx->n_origins_idle--;
+        pool_remove(oc);
         disarm_timer(oc);
         oc->state = ORIGIN_OPEN;
         oc->h = h;
@@ -541,11 +602,10 @@ void origin_release(struct origin_conn *oc, int reusable)
         origin_close(oc);
         return;
     }
-    size_t same_key = 0;
-    for (struct list_node *n = ctx->origins_idle.next; n != &ctx->origins_idle; n = n->next)
-        if (strcmp(container_of(n, struct origin_conn, pool_link)->key, oc->key) == 0)
-            same_key++;
-    if (same_key >= ctx->cfg->upstream_max_idle_per_origin) {
+    struct origin_pool *p = pool_find(ctx, oc->key, 1);
+    if (p == NULL || p->n_idle >= ctx->cfg->upstream_max_idle_per_origin) {
+        if (p != NULL)
+            pool_forget_if_empty(ctx, p);
         origin_close(oc);
         return;
     }
@@ -554,6 +614,9 @@ void origin_release(struct origin_conn *oc, int reusable)
     oc->state = ORIGIN_IDLE;
     list_insert_tail(&ctx->origins_idle, &oc->pool_link);
     ctx->n_origins_idle++;
+    list_insert_tail(&p->idle, &oc->key_link);
+    p->n_idle++;
+    oc->pool = p;
     arm_timer(oc, T_POOL_IDLE, ctx->cfg->upstream_idle_timeout_ms);
     /* Keep reading while idle so an origin's close is noticed before the connection is reused. */
     oc->read_paused = 0;
@@ -565,10 +628,8 @@ void origin_close(struct origin_conn *oc)
     check(oc);
     if (oc->state == ORIGIN_CLOSING)
         return;
-    if (oc->state == ORIGIN_IDLE) {
-        list_remove(&oc->pool_link);
-        oc->ctx->n_origins_idle--;
-    }
+    if (oc->state == ORIGIN_IDLE)
+        pool_remove(oc);
     oc->state = ORIGIN_CLOSING;
     oc->h = NULL;
     oc->h_data = NULL;

@@ -71,7 +71,9 @@ struct origin_conn {
     size_t next_addr;
     int last_connect_error;
 
-    struct list_node pool_link;
+    struct list_node pool_link;  /* in ctx->origins_idle while idle */
+    struct list_node key_link;   /* in pool->idle while idle */
+    struct origin_pool *pool;    /* while idle */
     uint64_t requests; /* exchanges completed on this connection */
     int reused;        /* the current exchange runs on a connection taken from the pool */
     int response_bytes_seen;

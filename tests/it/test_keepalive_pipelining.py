@@ -1,7 +1,9 @@
 """b: persistent connections on both sides (RFC 9112 s9.3), pipelining (s9.3.2) and the retry rules for
 a reused upstream connection that fails (RFC 9110 s9.2.2, RFC 9112 s9.3.1)."""
 
-from harness import Client, Larder, Reset, Response, build_request, fetch
+import threading
+
+from harness import Client, Download, Larder, Origin, Reset, Response, build_request, fetch
 
 
 def fetch_done(l, url, **kw):
@@ -157,3 +159,33 @@ def test_idle_timeout_counts_from_the_last_request(tmp_path, origin):
     assert closed and extra == b"", "an idle keep-alive connection was never closed"
     assert 0.5 <= waited <= 5.0, f"closed {waited:.2f}s after the last request's sleep for a 1.5 s idle timeout"
     assert len(origin.requests) == 6
+
+
+def test_idle_pool_limit_is_per_origin(tmp_path, origin):
+    """upstream_max_idle_per_origin bounds each origin's idle connections on its own: one origin's
+    traffic neither evicts nor counts against another's (the pool is indexed by origin)."""
+    other = Origin()
+    l = Larder(tmp_path, "--workers", "1", "--upstream-max-idle-per-origin", "2")
+
+    def burst(o, tag):
+        """Four requests in flight at once, so four upstream connections are needed."""
+        gate = threading.Barrier(4, timeout=10)
+        o.handler = lambda req: (gate.wait(), Response(body=req.target.encode()))[1]
+        dls = [Download(l, o.url(f"/{tag}{i}"), keep=True) for i in range(4)]
+        for d in dls:
+            d.join()
+            assert d.complete and d.head.status == 200, d
+        for i in range(4):
+            l.wait_access_log(lambda s, u=o.url(f"/{tag}{i}"): f" {u} " in s)
+        o.handler = None
+
+    burst(origin, "a")
+    burst(other, "b")
+    assert (origin.connections, other.connections) == (4, 4)
+    l.expect("upstream_connections_reused", 0)
+    burst(origin, "c")  # two of its connections were kept, whatever the other origin did since
+    assert origin.connections == 6, origin.connections
+    l.expect("upstream_connections_reused", 2)
+    r = fetch_done(l, other.url("/d"))
+    assert r.status == 200 and other.connections == 4, other.connections
+    l.expect("upstream_connections_reused", 3)
