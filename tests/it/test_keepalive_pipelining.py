@@ -170,7 +170,12 @@ def test_idle_pool_limit_is_per_origin(tmp_path, origin):
     def burst(o, tag):
         """Four requests in flight at once, so four upstream connections are needed."""
         gate = threading.Barrier(4, timeout=10)
-        o.handler = lambda req: (gate.wait(), Response(body=req.target.encode()))[1]
+
+        def handler(req):
+            gate.wait()  # all four are in flight, each on its own upstream connection
+            return Response(body=req.target.encode())
+
+        o.handler = handler
         dls = [Download(l, o.url(f"/{tag}{i}"), keep=True) for i in range(4)]
         for d in dls:
             d.join()
