@@ -170,6 +170,13 @@ struct cp_resp_summary {
 };
 void cp_summarize(const struct http_msg *resp, int64_t response_time, const struct cp_limits *lim, struct cp_resp_summary *out);
 
+/* Until when (exclusive, seconds) `resp`, received at response_time for a request sent at
+ * request_time, may be reused without validation by a request without limits of its own: while its
+ * freshness lifetime exceeds its current age (s4.2), judged at `now`. 0 when it is not fresh at `now`,
+ * or never may be (unqualified no-cache, s5.2.2.4). */
+int64_t cp_reusable_until(const struct http_msg *resp, int64_t request_time, int64_t response_time, int64_t now,
+                          const struct cp_limits *lim);
+
 /* A stored response as the caller loaded it. */
 struct cp_stored {
     const struct http_msg *resp; /* stored status and header fields */
@@ -214,6 +221,10 @@ struct cp_decision {
     int64_t age;                  /* current_age of the stored response (s4.2.3); 0 when none */
     int64_t lifetime;             /* its freshness_lifetime (s4.2.1); 0 when none */
     int64_t stale_if_error_until; /* with CP_F_STALE_IF_ERROR: absolute time, see above */
+    /* The request itself limits reuse of a stored response: no-cache (or Pragma: no-cache), max-age
+     * or min-fresh (s5.2.1). Set for every method and action; a caller that offers a response other
+     * than through cp_decide (single flight's complete flights) must not offer it then. */
+    int request_limits_reuse;
     /* With CP_F_STRIP: the no-cache="..." field names (s5.2.2.4). Points into stored->resp. */
     struct http_cc_list strip;
 };

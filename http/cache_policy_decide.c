@@ -116,6 +116,7 @@ void cp_decide(const struct http_msg *req, const struct cp_stored *stored, int64
     memset(out, 0, sizeof(*out));
     struct http_cc rq;
     http_cc_parse(req, &rq);
+    out->request_limits_reuse = (rq.present & (HTTP_CC_NO_CACHE | HTTP_CC_MAX_AGE | HTTP_CC_MIN_FRESH)) != 0;
 
     /* s4: unsafe methods MUST be written through; other safe methods are not stored by us (s3), so
      * there is nothing to reuse either. */

@@ -102,6 +102,17 @@ void cp_summarize(const struct http_msg *resp, int64_t response_time, const stru
     out->date_value = date_value(resp, response_time);
 }
 
+int64_t cp_reusable_until(const struct http_msg *resp, int64_t request_time, int64_t response_time, int64_t now,
+                          const struct cp_limits *lim)
+{
+    struct cp_resp_summary sum;
+    cp_summarize(resp, response_time, lim, &sum);
+    if (sum.cc.present & HTTP_CC_NO_CACHE)
+        return 0;
+    int64_t age = cp_age_formula(sum.age_value, sum.date_value, request_time, response_time, now);
+    return sum.lifetime > age ? now + (sum.lifetime - age) : 0;
+}
+
 int64_t cp_current_age(const struct http_msg *resp, int64_t request_time, int64_t response_time, int64_t now)
 {
     int64_t age_value;

@@ -691,10 +691,7 @@ static int join_flight(struct txn *t)
     int64_t unusable_rt = t->entry.found ? t->entry.meta.rec.response_time : 0;
     /* A flight whose response is complete is a stored response to us: this request's own limits on
      * reusing one are not checked against it, so a request with any of them takes only a live fetch. */
-    struct http_cc cc;
-    http_cc_parse(&t->client_req, &cc);
-    int64_t reuse_at = (cc.present & (HTTP_CC_NO_CACHE | HTTP_CC_MAX_AGE | HTTP_CC_MIN_FRESH)) ? FLIGHT_NO_REUSE
-                                                                                             : ctx_now_s(t->ctx);
+    int64_t reuse_at = t->dec.request_limits_reuse ? FLIGHT_NO_REUSE : ctx_now_s(t->ctx);
     struct flight *f = flight_join(&sh->flights, &t->entry.pkey, unusable_rt, reuse_at, &leader);
     if (f == NULL)
         return 0;

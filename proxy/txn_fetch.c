@@ -455,21 +455,14 @@ static void on_fill_resume(void *data, int status)
     txn__maybe_finish(t);
 }
 
-/* Until when a flight's response, once complete, may serve requests that join it without validation
- * (flight_join): while its freshness lifetime exceeds its current age (RFC 9111 s4.2), never with an
- * unqualified no-cache (s5.2.2.4). Requests joining earlier are combined into the forward request and
- * take the response whatever its freshness (s4, collapsed requests). */
+/* Until when a flight's response, once complete, may serve requests that join it (flight_join):
+ * requests joining earlier are combined into the forward request and take it whatever its freshness
+ * (RFC 9111 s4, collapsed requests); later ones reuse it, which needs it fresh (s4.2). */
 static int64_t reusable_until(const struct txn *t, const struct http_msg *resp, int64_t request_time,
                               int64_t response_time)
 {
-    struct http_cc cc;
-    http_cc_parse(resp, &cc);
-    if ((cc.present & HTTP_CC_NO_CACHE) || t->ctx->shared->cache == NULL)
-        return 0;
-    int64_t now = ctx_now_s(t->ctx);
-    int64_t lifetime = cp_freshness_lifetime(resp, response_time, &t->ctx->shared->cache->limits, NULL);
-    int64_t age = cp_current_age(resp, request_time, response_time, now);
-    return lifetime > age ? now + (lifetime - age) : 0;
+    const struct cache *cache = t->ctx->shared->cache;
+    return cache != NULL ? cp_reusable_until(resp, request_time, response_time, ctx_now_s(t->ctx), &cache->limits) : 0;
 }
 
 /* RFC 9111 s3: decide at the response head whether it goes to the store, and open the fill. */

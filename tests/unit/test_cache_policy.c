@@ -561,6 +561,32 @@ static void test_decide_table(void)
     }
 }
 
+/* s4.2 for a response offered outside cp_decide (single flight): reusable until its age reaches
+ * its lifetime; never with no-cache; and a request with limits of its own is told so. */
+static void test_reusable_until_and_request_limits(void)
+{
+    arena_reset(&A);
+    struct cp_limits lim = lim_default();
+    ASSERT_EQ(cp_reusable_until(resp(200, "Date: @0\nCache-Control: max-age=60"), T0, T0, T0, &lim), T0 + 60);
+    ASSERT_EQ(cp_reusable_until(resp(200, "Date: @0\nCache-Control: max-age=60"), T0, T0, T0 + 10, &lim), T0 + 60);
+    ASSERT_EQ(cp_reusable_until(resp(200, "Date: @0\nAge: 20\nCache-Control: max-age=60"), T0, T0, T0, &lim), T0 + 40);
+    ASSERT_EQ(cp_reusable_until(resp(200, "Date: @0\nCache-Control: max-age=60"), T0, T0, T0 + 60, &lim), 0);
+    ASSERT_EQ(cp_reusable_until(resp(200, "Date: @0\nCache-Control: max-age=0"), T0, T0, T0, &lim), 0);
+    ASSERT_EQ(cp_reusable_until(resp(200, "Date: @0\nCache-Control: max-age=60, no-cache"), T0, T0, T0, &lim), 0);
+
+    struct cp_decision d;
+    static const char *const limiting[] = {"Cache-Control: no-cache", "Pragma: no-cache", "Cache-Control: max-age=5",
+                                           "Cache-Control: min-fresh=5"};
+    for (size_t i = 0; i < sizeof(limiting) / sizeof(limiting[0]); i++) {
+        cp_decide(req("GET", limiting[i]), NULL, T0, &lim, &d);
+        if (!d.request_limits_reuse) TEST_FAIL_("\"%s\" does not limit reuse", limiting[i]);
+    }
+    cp_decide(req("GET", "Cache-Control: max-stale=5, no-transform"), NULL, T0, &lim, &d);
+    ASSERT_EQ(d.request_limits_reuse, 0);
+    cp_decide(req("GET", ""), NULL, T0, &lim, &d);
+    ASSERT_EQ(d.request_limits_reuse, 0);
+}
+
 static void test_decide_outputs(void)
 {
     struct cp_limits lim = lim_default();
@@ -1177,6 +1203,7 @@ int main(void)
     RUN_TEST(test_current_age_from_fields);
     RUN_TEST(test_decide_table);
     RUN_TEST(test_decide_outputs);
+    RUN_TEST(test_reusable_until_and_request_limits);
     RUN_TEST(test_decide_stored_state);
     RUN_TEST(test_variant_key_table);
     RUN_TEST(test_variant_key_limits);
