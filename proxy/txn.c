@@ -410,11 +410,12 @@ static void reply_metrics(struct txn *t)
                          "\nstore_entries %" PRIu64 "\nstore_pending_bodies %" PRIu64 "\nstore_promotions %" PRIu64
                          "\nstore_replacements %" PRIu64 "\nstore_writer_batches %" PRIu64
                          "\nstore_writer_eagain %" PRIu64 "\nstore_writer_begins_refused %" PRIu64
-                         "\nstore_writer_queued_bytes %" PRIu64 "\nstore_discarded_at_open %" PRIu64 "\n",
+                         "\nstore_writer_queued_bytes %" PRIu64 "\nstore_discarded_at_open %" PRIu64
+                         "\nstore_filter_negatives %" PRIu64 "\nstore_filter_builds %" PRIu64 "\nstore_filter_bytes %" PRIu64 "\n",
                          sc.meta_writes, sc.body_chunk_writes, sc.body_bytes_written, sc.body_bytes_read, sc.evictions,
                          sc.reclaimed_bodies, sc.write_txns, sc.map_full, sc.collisions, sc.used_bytes, sc.entries,
                          sc.pending_bodies, sc.promotions, sc.replacements, ws.batches, ws.eagain, ws.begins_refused,
-                         ws.queued_bytes, sc.discarded_at_open);
+                         ws.queued_bytes, sc.discarded_at_open, sc.filter_negatives, sc.filter_builds, sc.filter_bytes);
         if (m > 0)
             n += (size_t)m;
     }

@@ -31,6 +31,11 @@
  * start", counted in reclaimed_bodies. LMDB transactions are atomic, so after a crash at any moment the
  * store opens with whole objects only.
  *
+ * MISSES are answered from memory when possible: store_variants_get() first probes a Bloom filter of
+ * the primary keys that have entries (store_filter.h) and reads LMDB only on "maybe". The writer thread
+ * builds it (store_filter_step) and adds every key before the commit that publishes it; until the first
+ * build after open, every lookup reads LMDB.
+ *
  * READERS use short read transactions (store_rtxn_*), one per chunk: copy a chunk out, reset, renew for
  * the next one; never hold one across an I/O callback (lmdb.h Caveats). When an object is replaced (a new
  * 200 for the same variant) or evicted, its meta and its body chunks are deleted in the same write
@@ -122,6 +127,8 @@ struct store_config {
     uint64_t max_object_size; /* bytes; 0 means cache_size */
     unsigned flags;           /* STORE_F_* */
     uint64_t map_size;        /* 0: STORE_MAP_SIZE(cache_size). Tests set it small to provoke MDB_MAP_FULL. */
+    uint64_t filter_min_keys; /* 0: 65536. The smallest key filter built (store_filter_step); tests set it small. */
+    unsigned filter_slice;    /* 0: 8192. Rows a store_filter_step scans; tests set it small. */
 };
 
 /* Opens or creates the store. On failure *out is NULL and err (if err_len > 0) holds a one-line reason,
@@ -238,6 +245,14 @@ struct store_op {
  * Each op gets its status; returns the first non-zero status, or 0. Serialised by an internal mutex. */
 int store_apply(struct store *s, struct store_op *ops, size_t n);
 
+/* Does one step of building the in-memory filter of stored URLs (store_filter.h): a slice of a scan of
+ * the meta table, about a millisecond, at most 8192 entries. Meant for the writer thread between
+ * batches. A build is due after store_open and whenever more keys were added than the filter in use
+ * was sized for; until the first one is complete, lookups read LMDB as if there were no filter. Returns
+ * 1 when more steps are due (call again soon), 0 when there is nothing to do, or a negative code (the
+ * build starts over at the next call). Serialised with store_apply(). */
+int store_filter_step(struct store *s);
+
 /* ---- counters ----------------------------------------------------------------------------------- */
 
 struct store_counters {
@@ -261,6 +276,10 @@ struct store_counters {
     uint64_t protected_bytes;
     uint64_t entries;
     uint64_t pending_bodies;
+    /* The key filter (store_filter_step). */
+    uint64_t filter_negatives; /* lookups the filter answered "not stored" without reading LMDB */
+    uint64_t filter_builds;    /* filters built and put in use */
+    uint64_t filter_bytes;     /* gauge: size of the one in use */
 };
 
 void store_counters_get(struct store *s, struct store_counters *out);

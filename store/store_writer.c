@@ -114,6 +114,7 @@ struct store_writer {
     struct wop *head, **tail;
     size_t queued_bytes;
     int stop, paused, kick;
+    int maintain; /* store_filter_step() has more to do */
     enum { SLEEP_NONE, SLEEP_IDLE, SLEEP_PACING } sleep; /* what the writer thread waits for */
     struct store_fill *waiters;
     struct store_fill *live;
@@ -379,14 +380,23 @@ static void *writer_main(void *arg)
     struct store_writer *w = arg;
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        while (!w->stop && (w->paused || (w->head == NULL && !w->kick))) {
+        while (!w->stop && (w->paused || (w->head == NULL && !w->kick && !w->maintain))) {
             w->sleep = SLEEP_IDLE;
             pthread_cond_wait(&w->cond, &w->lock);
         }
         w->sleep = SLEEP_NONE;
         if (w->stop && w->head == NULL) break;
         struct timespec until;
-        if (pace(w, &until)) {
+        int paced = pace(w, &until);
+        if (w->maintain && (paced || (w->head == NULL && !w->kick))) {
+            /* Time no batch wants goes to building the store's key filter (a slice at a time). */
+            pthread_mutex_unlock(&w->lock);
+            int more = store_filter_step(w->s);
+            pthread_mutex_lock(&w->lock);
+            w->maintain = more > 0; /* after an error, the next batch tries again */
+            continue;
+        }
+        if (paced) {
             w->sleep = SLEEP_PACING;
             pthread_cond_timedwait(&w->cond, &w->lock, &until);
             w->sleep = SLEEP_NONE;
@@ -405,7 +415,9 @@ static void *writer_main(void *arg)
         }
         pthread_mutex_unlock(&w->lock);
         run_batch(w, n, bytes);
+        int more = store_filter_step(w->s);
         pthread_mutex_lock(&w->lock);
+        w->maintain = more > 0;
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
@@ -426,6 +438,7 @@ int store_writer_new(struct store_writer **out, struct store *s, const struct st
     int iv = cfg ? cfg->commit_interval_us : 0;
     w->interval_ns = iv < 0 ? 0 : (uint64_t)(iv ? iv : DEFAULT_COMMIT_INTERVAL_US) * 1000u;
     w->paused = cfg ? cfg->start_paused : 0;
+    w->maintain = 1; /* the store wants its key filter built after open */
     w->tail = &w->head;
     w->ops = calloc(w->batch_ops, sizeof(*w->ops));
     w->batch = calloc(w->batch_ops, sizeof(*w->batch));

@@ -2,7 +2,9 @@
  *
  * Event-loop threads never write LMDB (a commit fsyncs). They queue operations here; the writer thread
  * takes everything queued (up to a batch limit) and applies it with one store_apply(), i.e. one write
- * transaction per wakeup, then reports each operation's status. store/ knows no event loop: completions
+ * transaction per wakeup, then reports each operation's status. After each batch, and in time no batch
+ * wants (idle, or waiting out the commit pacing), it runs store_filter_step() while the store's key
+ * filter needs building. store/ knows no event loop: completions
  * are delivered through a per-loop client:
  *
  *   store_wclient_new(w, notify, arg)  one per event loop. `notify(arg)` is called ON THE WRITER THREAD,

@@ -68,6 +68,38 @@ def test_objects_survive_a_restart(tmp_path, origin):
     l2.expect("store_body_bytes_written", 0)
 
 
+def test_key_filter_answers_misses_and_never_hides_a_stored_object(tmp_path, origin):
+    # store_filter.h: a URL with nothing stored is answered "miss" from memory, without a B-tree walk; a
+    # stored one must always be found, also right after a restart, before the writer has rebuilt the
+    # filter from the store, and after it has.
+    origin.handler = lambda req: Response(headers=[("Cache-Control", "max-age=3600")], body=req.target.encode() * 10)
+    l1 = cache_larder(tmp_path)
+    l1.expect("store_filter_builds", ">=", 1, timeout=10)  # the empty store's filter, built when idle
+    neg0 = l1.metrics()["store_filter_negatives"]
+    paths = [f"/kf{i}" for i in range(40)]
+    for p in paths:
+        assert cache_status(fetch_stored(l1, origin.url(p))).get("stored")
+    # Each first request was a miss the filter answered; the hits after the commit were not ruled out.
+    l1.expect("store_filter_negatives", neg0 + len(paths))
+    for p in paths[:5]:
+        assert cache_status(fetch(l1, origin.url(p))).get("hit")
+    l1.expect("store_filter_negatives", neg0 + len(paths))
+    assert l1.stop() == 0
+
+    l2 = cache_larder(tmp_path, "--cache-dir", str(l1.cache_dir))
+    for p in paths[:20]:  # whether or not the new filter is built yet
+        r = fetch(l2, origin.url(p))
+        assert cache_status(r).get("hit") and r.body == p.encode() * 10, (p, r)
+    l2.expect("store_filter_builds", ">=", 1, timeout=10)
+    for p in paths:
+        r = fetch(l2, origin.url(p))
+        assert cache_status(r).get("hit") and r.body == p.encode() * 10, (p, r)
+    assert len(origin.requests) == len(paths), "a stored object was fetched again"
+    neg = l2.metrics()["store_filter_negatives"]
+    assert not cache_status(fetch(l2, origin.url("/kf-new"))).get("hit")
+    l2.expect("store_filter_negatives", neg + 1)
+
+
 def test_age_keeps_counting_across_a_restart(tmp_path, origin):
     # The stored response_time is on disk: a restart does not make an object younger (s4.2.3).
     origin.handler = lambda req: Response(headers=[("Cache-Control", "max-age=100"), ("ETag", '"a"')], body=b"aging")

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <lmdb.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "store/store_filter.h"
 #include "test_util.h"
 
 #define KIB 1024u
@@ -42,15 +44,20 @@ static void tmpdir_free(char *dir)
     free(dir);
 }
 
+static struct store *open_with(const struct store_config *cfg)
+{
+    struct store *s = NULL;
+    char err[256];
+    int rc = store_open(&s, cfg, err, sizeof(err));
+    if (rc != 0) TEST_FAIL_("store_open(%s): %s: %s", cfg->dir, store_strerror(rc), err);
+    return s;
+}
+
 static struct store *open_store_cfg(const char *dir, uint64_t cache_size, uint64_t max_object, uint64_t map_size)
 {
     struct store_config cfg = {
         .dir = dir, .cache_size = cache_size, .max_object_size = max_object, .flags = STORE_F_NOSYNC, .map_size = map_size};
-    struct store *s = NULL;
-    char err[256];
-    int rc = store_open(&s, &cfg, err, sizeof(err));
-    if (rc != 0) TEST_FAIL_("store_open(%s): %s: %s", dir, store_strerror(rc), err);
-    return s;
+    return open_with(&cfg);
 }
 
 static struct store *open_store(const char *dir, uint64_t cache_size)
@@ -1078,6 +1085,234 @@ static void test_restart_serves_entries(void)
     tmpdir_free(dir);
 }
 
+/* ---- the key filter (store_filter_step) --------------------------------------------------------- */
+
+static struct store *open_store_filter_cfg(const char *dir, uint64_t cache_size, uint64_t min_keys, unsigned slice)
+{
+    struct store_config cfg = {
+        .dir = dir, .cache_size = cache_size, .flags = STORE_F_NOSYNC, .filter_min_keys = min_keys, .filter_slice = slice};
+    return open_with(&cfg);
+}
+
+static struct store *open_store_filter(const char *dir, uint64_t min_keys)
+{
+    return open_store_filter_cfg(dir, 64 * MIB, min_keys, 0);
+}
+
+/* How many stored responses a lookup of pkey finds (the proxy's lookup: store_variants_get). */
+static size_t lookup(struct store_rtxn *r, const struct store_key *pkey)
+{
+    struct store_key keys[4];
+    size_t n = 99;
+    ASSERT_EQ(store_variants_get(r, pkey, keys, 4, &n), 0);
+    return n;
+}
+
+/* Steps until the build is done; a build of a few entries takes one or two steps. */
+static void build_filter(struct store *s)
+{
+    int rc = 1;
+    for (int i = 0; rc == 1 && i < 100; i++)
+        rc = store_filter_step(s);
+    ASSERT_EQ(rc, 0);
+}
+
+static void test_filter_answers_misses(void)
+{
+    char *dir = tmpdir_new();
+    struct store *s = open_store_filter(dir, 64);
+    struct store_rtxn *r;
+    ASSERT_EQ(store_rtxn_begin(s, &r), 0);
+    struct obj o[6];
+    for (int i = 0; i < 6; i++) {
+        char uri[64];
+        snprintf(uri, sizeof(uri), "http://example.com/f%d", i);
+        o[i] = obj_make(uri, i == 5 ? "accept-encoding: gzip" : NULL, (unsigned)i, 100);
+        if (i < 4 || i == 5) ASSERT_EQ(put_object(s, &o[i]), 0);
+    }
+    struct obj missing = obj_make("http://example.com/never", NULL, 9, 1);
+    /* No filter before the first build: the lookup reads LMDB and finds what is there. */
+    ASSERT_UEQ(lookup(r, &o[0].pkey), 1);
+    ASSERT_UEQ(lookup(r, &missing.pkey), 0);
+    ASSERT_UEQ(counters(s).filter_negatives, 0);
+    ASSERT_UEQ(counters(s).filter_builds, 0);
+
+    build_filter(s);
+    ASSERT_UEQ(counters(s).filter_builds, 1);
+    ASSERT_UEQ(counters(s).filter_bytes, 64 * STORE_FILTER_BITS_PER_KEY / 8);
+    ASSERT_UEQ(lookup(r, &missing.pkey), 0);
+    ASSERT_UEQ(counters(s).filter_negatives, 1); /* answered without LMDB */
+    for (int i = 0; i < 4; i++)
+        ASSERT_UEQ(lookup(r, &o[i].pkey), 1);
+    ASSERT_UEQ(lookup(r, &o[5].pkey), 1); /* a varied response: its primary key is in the filter */
+    /* Committed after the build: in the filter from its commit on. */
+    ASSERT_UEQ(lookup(r, &o[4].pkey), 0);
+    uint64_t neg = counters(s).filter_negatives;
+    ASSERT_UEQ(neg, 2);
+    ASSERT_EQ(put_object(s, &o[4]), 0);
+    ASSERT_UEQ(lookup(r, &o[4].pkey), 1);
+    ASSERT_UEQ(counters(s).filter_negatives, neg);
+    ASSERT_EQ(store_filter_step(s), 0); /* nothing due */
+    ASSERT_UEQ(counters(s).filter_builds, 1);
+    /* An ended handle's count stays counted. */
+    store_rtxn_end(r);
+    ASSERT_UEQ(counters(s).filter_negatives, neg);
+    store_close(s);
+
+    /* After a restart every stored response is found again, before and after the new build. */
+    s = open_store_filter(dir, 64);
+    ASSERT_EQ(store_rtxn_begin(s, &r), 0);
+    for (int i = 0; i < 6; i++)
+        ASSERT_UEQ(lookup(r, &o[i].pkey), 1);
+    build_filter(s);
+    for (int i = 0; i < 6; i++)
+        ASSERT_UEQ(lookup(r, &o[i].pkey), 1);
+    ASSERT_UEQ(lookup(r, &missing.pkey), 0);
+    ASSERT_UEQ(counters(s).filter_negatives, 1);
+    store_rtxn_end(r);
+    store_close(s);
+    tmpdir_free(dir);
+}
+
+static void test_filter_rebuilt_when_outgrown(void)
+{
+    char *dir = tmpdir_new();
+    struct store *s = open_store_filter(dir, 8);
+    build_filter(s); /* empty store: the smallest filter */
+    ASSERT_UEQ(counters(s).filter_builds, 1);
+    ASSERT_UEQ(counters(s).filter_bytes, 64);
+    struct store_rtxn *r;
+    ASSERT_EQ(store_rtxn_begin(s, &r), 0);
+    struct obj o[40];
+    for (int i = 0; i < 40; i++) {
+        char uri[64];
+        snprintf(uri, sizeof(uri), "http://example.com/g%d", i);
+        o[i] = obj_make(uri, NULL, (unsigned)i, 10);
+        ASSERT_EQ(put_object(s, &o[i]), 0);
+        /* A rebuild is due once more keys were added than the filter holds; it runs between batches. */
+        int rc;
+        while ((rc = store_filter_step(s)) == 1) {
+        }
+        ASSERT_EQ(rc, 0);
+    }
+    struct store_counters c = counters(s);
+    ASSERT(c.filter_builds >= 3); /* 8 -> 18 -> 38 -> 78 keys, say */
+    ASSERT(c.filter_bytes >= 40 * STORE_FILTER_BITS_PER_KEY / 8);
+    for (int i = 0; i < 40; i++)
+        ASSERT_UEQ(lookup(r, &o[i].pkey), 1);
+    store_rtxn_end(r);
+    store_close(s);
+    tmpdir_free(dir);
+}
+
+/* The build scans the lru table, whose rows move: a demotion puts an entry at the MRU end of probation,
+ * which may be behind a scan that has reached the protected segment. The move itself must put the key
+ * in the filter being built. One row per step here, so the scan can be stopped anywhere. */
+static void test_filter_build_sees_entries_moved_behind_it(void)
+{
+    char *dir = tmpdir_new();
+    /* Protected holds 80% of 256 KiB: the four 25 KiB objects, not those and 140 KiB more. */
+    struct store *s = open_store_filter_cfg(dir, 256 * KIB, 64, 1);
+    struct obj p = obj_make("http://example.com/m-p", NULL, 1, 1 * KIB), y = obj_make("http://example.com/m-y", NULL, 2, 140 * KIB);
+    struct obj x[4];
+    ASSERT_EQ(put_object(s, &p), 0);
+    for (int i = 0; i < 4; i++) {
+        char uri[64];
+        snprintf(uri, sizeof(uri), "http://example.com/m-x%d", i);
+        x[i] = obj_make(uri, NULL, (unsigned)(10 + i), 25 * KIB);
+        ASSERT_EQ(put_object(s, &x[i]), 0);
+        store_note_hit(s, &x[i].vkey);
+        fold(s); /* promoted: protected, in this order */
+    }
+    ASSERT_EQ(put_object(s, &y), 0);
+    /* lru order: probation p, y; protected x0..x3. Three steps scan p, y, x0; the scan stops at x1. */
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(store_filter_step(s), 1);
+    uint64_t dem = counters(s).demotions;
+    store_note_hit(s, &y.vkey);
+    fold(s); /* y promoted: protected over its cap, its LRU end (x0, x1) demoted behind the scan */
+    ASSERT(counters(s).demotions >= dem + 2);
+    build_filter(s);
+    ASSERT_UEQ(counters(s).filter_builds, 1);
+    struct store_rtxn *r;
+    ASSERT_EQ(store_rtxn_begin(s, &r), 0);
+    ASSERT_UEQ(lookup(r, &p.pkey), 1);
+    ASSERT_UEQ(lookup(r, &y.pkey), 1);
+    for (int i = 0; i < 4; i++)
+        if (lookup(r, &x[i].pkey) != 1) TEST_FAIL_("x%d, stored all along, ruled out by the filter", i);
+    ASSERT_UEQ(counters(s).evictions, 0);
+    store_rtxn_end(r);
+    store_close(s);
+    tmpdir_free(dir);
+}
+
+/* Readers on other threads while the writer commits and rebuilds the filter over and over: a reader
+ * never misses a response committed before its lookup began, and never probes a freed filter (the
+ * hazard pointers; ASan would report a use after free). */
+struct filter_race {
+    struct store *s;
+    struct obj *o;
+    unsigned committed; /* atomic: o[0..committed) are in the store */
+    int done;           /* atomic */
+    unsigned lookups; /* atomic */
+};
+
+static void *filter_race_reader(void *arg)
+{
+    struct filter_race *fr = arg;
+    struct store_rtxn *r;
+    ASSERT_EQ(store_rtxn_begin(fr->s, &r), 0);
+    struct obj never = obj_make("http://example.com/race-never", NULL, 1, 1);
+    unsigned x = 12345;
+    while (!__atomic_load_n(&fr->done, __ATOMIC_ACQUIRE)) {
+        unsigned n = __atomic_load_n(&fr->committed, __ATOMIC_ACQUIRE);
+        if (n == 0) continue;
+        x = x * 1103515245u + 12345u;
+        unsigned i = (x >> 8) % n;
+        if (lookup(r, &fr->o[i].pkey) != 1) TEST_FAIL_("object %u, committed before the lookup, not found", i);
+        ASSERT_UEQ(lookup(r, &never.pkey), 0);
+        __atomic_fetch_add(&fr->lookups, 2, __ATOMIC_RELAXED);
+    }
+    store_rtxn_end(r);
+    return NULL;
+}
+
+static void test_filter_rebuilds_race_readers(void)
+{
+    char *dir = tmpdir_new();
+    enum { N = 3000 };
+    struct filter_race fr = {.s = open_store_filter(dir, 16), .o = calloc(N, sizeof(struct obj))};
+    ASSERT(fr.o != NULL);
+    for (unsigned i = 0; i < N; i++) {
+        char uri[64];
+        snprintf(uri, sizeof(uri), "http://example.com/race%u", i);
+        fr.o[i] = obj_make(uri, NULL, i, 8);
+    }
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++)
+        ASSERT_EQ(pthread_create(&th[t], NULL, filter_race_reader, &fr), 0);
+    for (unsigned i = 0; i < N; i++) {
+        ASSERT_EQ(put_object(fr.s, &fr.o[i]), 0);
+        __atomic_store_n(&fr.committed, i + 1, __ATOMIC_RELEASE);
+        ASSERT(store_filter_step(fr.s) >= 0);
+    }
+    int rc;
+    while ((rc = store_filter_step(fr.s)) == 1) {
+    }
+    ASSERT_EQ(rc, 0);
+    __atomic_store_n(&fr.done, 1, __ATOMIC_RELEASE);
+    for (int t = 0; t < 2; t++)
+        ASSERT_EQ(pthread_join(th[t], NULL), 0);
+    struct store_counters c = counters(fr.s);
+    fprintf(stderr, "filter race: %u lookups, %ju builds, %ju ruled out\n", __atomic_load_n(&fr.lookups, __ATOMIC_RELAXED), (uintmax_t)c.filter_builds,
+            (uintmax_t)c.filter_negatives);
+    ASSERT(c.filter_builds >= 6); /* 16 keys at first, 3000 in the end: rebuilt while the readers ran */
+    ASSERT(c.filter_negatives > 0);
+    store_close(fr.s);
+    free(fr.o);
+    tmpdir_free(dir);
+}
+
 static void test_open_twice_busy(void)
 {
     char *dir = tmpdir_new();
@@ -1327,6 +1562,10 @@ int main(void)
     RUN_TEST(test_map_full);
     RUN_TEST(test_group_commit);
     RUN_TEST(test_restart_serves_entries);
+    RUN_TEST(test_filter_answers_misses);
+    RUN_TEST(test_filter_rebuilt_when_outgrown);
+    RUN_TEST(test_filter_rebuilds_race_readers);
+    RUN_TEST(test_filter_build_sees_entries_moved_behind_it);
     RUN_TEST(test_open_twice_busy);
     RUN_TEST(test_corrupt_or_foreign_rejected);
     RUN_TEST(test_old_format_discarded);
