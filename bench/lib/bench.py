@@ -263,6 +263,13 @@ def main():
         header.insert(-1, f"Other processes during the wrk measurements: on the proxy's core median "
                           f"{statistics.median(ps):.0%} (max {ps[-1]:.0%}), on the client core median "
                           f"{statistics.median(cs):.0%} (max {cs[-1]:.0%}) of the run time.")
+    tries = [d["raw"]["attempts"] for p in runs.values() for lst in p.values() for d in lst
+             if d and "attempts" in d.get("raw", {})]
+    if tries:
+        header.insert(-1, f"CPU-per-request measurements taken again because other processes used more than "
+                          f"{scenarios.QUIET:.0%} of a core meanwhile: {sum(1 for t in tries if t > 1)} of {len(tries)} "
+                          f"({sum(t - 1 for t in tries)} extra runs; the quietest of at most {scenarios.ATTEMPTS} "
+                          "counts, for every product alike).")
     text = "\n".join(header) + md
     if info["larder_error_log"]:
         n = sum(e["lines"] for e in info["larder_error_log"])

@@ -19,6 +19,11 @@ WRK_LUA = os.path.join(HERE, "wrk.lua")
 # Notes starting with SHARED are the same text for every cell they mark (one footnote for all).
 SHARED = "="
 CONTENDED = 0.25
+# A CPU-per-request measurement during which other processes took more than this share of the proxy's
+# core or of the client core measures the machine as much as the product: it is taken again, up to
+# ATTEMPTS times in all, and the quietest attempt is kept. The same rule for every product.
+QUIET = 0.10
+ATTEMPTS = 3
 
 
 class Run:
@@ -88,7 +93,27 @@ def wrk(env, product, path, duration, mode="one", n=1, conns=50, latency=False):
               rps=js["requests"] / secs if secs else 0.0,
               req_per_cpu_s=js["requests"] / cpu if cpu > 0 else None)
     js["_lines"] = lines
+    js["other_share"] = max(0.0, (js["proxy_core_busy_s"] - js["cpu_s"]) / secs) if secs else 0.0
+    js["client_other_share"] = max(0.0, (js["client_core_busy_s"] - js["client_side_cpu_s"]) / secs) if secs else 0.0
     return js
+
+
+def quiet(measure):
+    """Runs measure(attempt) (a wrk run and whatever goes with it) until other processes left the proxy's
+    core and the client core alone enough (QUIET), at most ATTEMPTS times; returns the quietest result,
+    with how many attempts it took and the shares of every attempt."""
+    best, noise_seen = None, []
+    for attempt in range(ATTEMPTS):
+        r = measure(attempt)
+        noise = max(r["other_share"], r["client_other_share"])
+        noise_seen.append(round(noise, 3))
+        if best is None or noise < max(best["other_share"], best["client_other_share"]):
+            best = r
+        if noise <= QUIET:
+            break
+    best["attempts"] = len(noise_seen)
+    best["attempt_noise"] = noise_seen
+    return best
 
 
 def wrk_notes(r, run, hits_expected=False):
@@ -101,9 +126,6 @@ def wrk_notes(r, run, hits_expected=False):
         run.notes.append(f"{r['err_status']} of {r['requests']} responses were not 2xx/3xx")
     if hits_expected and r["origin_requests"] > max(1, r["requests"] // 100):
         run.notes.append(f"{r['origin_requests']} of {r['requests']} requests reached the origin (expected hits)")
-    secs = r["seconds"] or 1.0
-    r["other_share"] = max(0.0, (r["proxy_core_busy_s"] - r["cpu_s"]) / secs)
-    r["client_other_share"] = max(0.0, (r["client_core_busy_s"] - r["client_side_cpu_s"]) / secs)
     if max(r["other_share"], r["client_other_share"]) > CONTENDED:
         run.notes.append(SHARED + f"other processes used more than {CONTENDED:.0%} of the proxy's core or of the "
                          "client core during the measurement (the machine was not quiet; see other_share and "
@@ -126,7 +148,7 @@ def s1_fresh_1k(env, product, rep):
     prime(product, "/fresh/1k.bin")
     if env.warmup:
         wrk(env, product, "/fresh/1k.bin", env.warmup)
-    r = wrk(env, product, "/fresh/1k.bin", env.duration, latency=True)
+    r = quiet(lambda attempt: wrk(env, product, "/fresh/1k.bin", env.duration, latency=True))
     run.raw = r
     run.values = {"rps": r["rps"], "p50_ms": r["lat_p50_us"] / 1000, "p99_ms": r["lat_p99_us"] / 1000,
                   "req_per_cpu": r["req_per_cpu_s"]}
@@ -139,7 +161,7 @@ def s2_fresh_1m(env, product, rep):
     prime(product, "/fresh/1m.bin")
     if env.warmup:
         wrk(env, product, "/fresh/1m.bin", env.warmup)
-    r = wrk(env, product, "/fresh/1m.bin", env.duration)
+    r = quiet(lambda attempt: wrk(env, product, "/fresh/1m.bin", env.duration))
     run.raw = r
     run.values = {"mbps": r["bytes"] / r["seconds"] / 1e6, "req_per_cpu": r["req_per_cpu_s"]}
     wrk_notes(r, run, hits_expected=True)
@@ -156,7 +178,7 @@ def s3_stale_304(env, product, rep):
     finally:
         c.close()
     time.sleep(0.3)
-    r = wrk(env, product, base, env.duration, mode="cycle", n=env.stale_urls)
+    r = quiet(lambda attempt: wrk(env, product, base, env.duration, mode="cycle", n=env.stale_urls))
     run.raw = r
     share = r["origin_304"] / r["requests"] if r["requests"] else 0.0
     run.values = {"rps": r["rps"], "req_per_cpu": r["req_per_cpu_s"], "reval_share": share}
@@ -207,10 +229,17 @@ def larder_counters(product, names):
 def s5_cold(env, product, rep):
     run = Run()
     names = ("cache_stores", "store_writer_begins_refused")
-    c0 = larder_counters(product, names)
-    r = wrk(env, product, f"/cold/{product.name}-r{rep}-{product.starts}-{os.getpid()}/", env.duration,
-            mode="unique")
-    c1 = larder_counters(product, names)
+
+    def measure(attempt):
+        c0 = larder_counters(product, names)
+        # A fresh prefix for each attempt: the URLs of the one before are cached now.
+        r = wrk(env, product, f"/cold/{product.name}-r{rep}-{product.starts}-{os.getpid()}-a{attempt}/", env.duration,
+                mode="unique")
+        r["_counters"] = (c0, larder_counters(product, names))
+        return r
+
+    r = quiet(measure)
+    c0, c1 = r["_counters"]
     run.raw = r
     if c1:
         stored = c1.get("cache_stores", 0) - c0.get("cache_stores", 0)
