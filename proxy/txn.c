@@ -411,11 +411,13 @@ static void reply_metrics(struct txn *t)
                          "\nstore_replacements %" PRIu64 "\nstore_writer_batches %" PRIu64
                          "\nstore_writer_eagain %" PRIu64 "\nstore_writer_begins_refused %" PRIu64
                          "\nstore_writer_queued_bytes %" PRIu64 "\nstore_discarded_at_open %" PRIu64
-                         "\nstore_filter_negatives %" PRIu64 "\nstore_filter_builds %" PRIu64 "\nstore_filter_bytes %" PRIu64 "\n",
+                         "\nstore_filter_negatives %" PRIu64 "\nstore_filter_builds %" PRIu64 "\nstore_filter_bytes %" PRIu64
+                         "\nstore_room_limit %" PRIu64 "\n",
                          sc.meta_writes, sc.body_chunk_writes, sc.body_bytes_written, sc.body_bytes_read, sc.evictions,
                          sc.reclaimed_bodies, sc.write_txns, sc.map_full, sc.collisions, sc.used_bytes, sc.entries,
                          sc.pending_bodies, sc.promotions, sc.replacements, ws.batches, ws.eagain, ws.begins_refused,
-                         ws.queued_bytes, sc.discarded_at_open, sc.filter_negatives, sc.filter_builds, sc.filter_bytes);
+                         ws.queued_bytes, sc.discarded_at_open, sc.filter_negatives, sc.filter_builds, sc.filter_bytes,
+                         sc.room_limit);
         if (m > 0)
             n += (size_t)m;
     }

@@ -71,9 +71,11 @@
  * that would exceed it, the writer evicts. LMDB also needs room it does not give back: copy-on-write
  * pages of the transaction being written, free pages still visible to readers, pages of the free list
  * itself, and whole-page rounding of 256 KiB overflow values. So the map is cache_size * 1.25 + 64 MiB
- * (STORE_MAP_SIZE()). If LMDB still answers MDB_MAP_FULL, the writer commits what it has, evicts at least
- * twice the failing write (and >= 1/16 of the map) in its own transaction, and retries that write once;
- * if it fails again, that object's fill fails with STORE_EFULL. Nothing crashes.
+ * (STORE_MAP_SIZE()). Small objects cost more pages than accounted bytes, so the writer also watches the
+ * pages its trees use and evicts below cache_size while they pass 70% of the map (room_limit, the ROOM
+ * notes in store_lmdb.c). If LMDB still answers MDB_MAP_FULL, the writer commits what it has, evicts at
+ * least twice the failing write (and >= 1/16 of the map) in small transactions of its own, and retries
+ * that write once; if it fails again, that object's fill fails with STORE_EFULL. Nothing crashes.
  *
  * DURABILITY. Production commits with MDB_NOMETASYNC: data pages are fsynced at every commit, the meta
  * page at the next commit. A process crash loses nothing (the page cache has it); an OS crash or power
@@ -264,6 +266,7 @@ struct store_counters {
     uint64_t reclaimed_bodies;   /* unfinished bodies deleted: at open, and after failed fills */
     uint64_t write_txns;         /* committed write transactions */
     uint64_t map_full;           /* MDB_MAP_FULL answers that led to an evict-and-retry */
+    uint64_t room_limit;         /* gauge: accounted bytes the store keeps under, <= cache_size (store_lmdb.c ROOM) */
     uint64_t collisions;         /* meta_get hits whose method/URI did not match */
     uint64_t hits_noted;         /* store_note_hit() calls counted */
     uint64_t hits_dropped;       /* store_note_hit() calls dropped: table full */

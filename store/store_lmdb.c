@@ -79,6 +79,7 @@ struct store {
     MDB_dbi dbi_state, dbi_meta, dbi_body, dbi_pending, dbi_variants, dbi_lru;
     int lock_fd;
     uint64_t cache_size;
+    uint64_t room_limit; /* writer (wlock): accounted bytes the map is trusted to hold, <= cache_size (ROOM) */
     uint64_t max_object_size;
     uint64_t map_size;
     uint64_t prot_cap;
@@ -458,12 +459,13 @@ static int evict_one(struct wctx *w, const struct store_key *exclude, uint64_t *
     return 0;
 }
 
-/* Evicts until `need` more bytes fit in cache_size. */
+/* Evicts until `need` more bytes fit in cache_size, or in the smaller room_limit (ROOM below). */
 static int ensure_room(struct wctx *w, uint64_t need, const struct store_key *exclude)
 {
     struct store *s = w->s;
     if (need > s->cache_size) return STORE_EFULL;
-    while (w->ws->a.used_bytes + need > s->cache_size) {
+    uint64_t limit = s->room_limit > need ? s->room_limit : need;
+    while (w->ws->a.used_bytes + need > limit) {
         uint64_t freed;
         int rc = evict_one(w, exclude, &freed);
         if (rc == STORE_ENOTFOUND) return STORE_EFULL; /* only unfinished fills left */
@@ -1182,31 +1184,87 @@ static void reclaim_run(struct store *s)
     if (wtxn_commit(&w) == 0) s->n_reclaim = 0;
 }
 
-/* After MDB_MAP_FULL: evicts at least `need` bytes (and 1/16 of the map) in its own transaction, then
- * commits one more small transaction so the freed pages become reusable (LMDB hands out pages freed by
- * transaction T only from T+2 on). 0 when the failed write is worth one more try. */
+/* ROOM. cache_size bounds accounted bytes, but LMDB spends more pages than that on small objects (a meta
+ * leaf holds five or so records, a body leaf three 1 KiB bodies; 2.35 KB of pages per 1.9 KB accounted
+ * on the cold-miss benchmark), so a map of cache_size * 1.25 + 64 MiB could fill first. Then every
+ * write failed, and so did the eviction meant to make room, since a delete needs fresh pages too: the
+ * store stopped storing for good. So each batch looks at the pages its trees really use (mdb_stat: O(1)
+ * per table) and keeps room_limit, the accounted bytes the map is trusted to hold: above 70% of the
+ * map it is cut to 31/32 of what is used (at most 8 MiB less a batch, so an eviction transaction stays
+ * small), below 55% it regains a sixteenth of its distance to cache_size. ensure_room() evicts to it.
+ * The rest is for copy-on-write pages, pages readers still see, and the free list, which LMDB keeps in
+ * runs of contiguous pages: at 80% a 256 MiB cache of 1 KiB objects under steady eviction still met
+ * MDB_MAP_FULL about once in 2 s, at 70% not once in 40 s (and then held 170 MB accounted, in a
+ * map of 384 MiB: evicted small objects leave emptier leaves, about 2 bytes of pages per accounted
+ * byte). The data file never outgrows the map, so disk use stays within cache_size * 1.25 + 64 MiB. */
+static void room_limit_update(struct wctx *w)
+{
+    struct store *s = w->s;
+    MDB_dbi dbis[] = {s->dbi_state, s->dbi_meta, s->dbi_body, s->dbi_pending, s->dbi_variants, s->dbi_lru};
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
+        MDB_stat st;
+        if (mdb_stat(w->txn, dbis[i], &st) != 0) return;
+        bytes += (uint64_t)st.ms_psize * (st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages);
+    }
+    uint64_t used = w->ws->a.used_bytes;
+    if (bytes > s->map_size / 100 * 70) {
+        uint64_t cut = used / 32 < ((uint64_t)8 << 20) ? used / 32 : (uint64_t)8 << 20;
+        if (used - cut < s->room_limit) s->room_limit = used - cut;
+    } else if (bytes < s->map_size / 100 * 55 && s->room_limit < s->cache_size) {
+        s->room_limit += (s->cache_size - s->room_limit) / 16 + 1;
+        if (s->room_limit > s->cache_size) s->room_limit = s->cache_size;
+    }
+    CTR_SET(s, room_limit, s->room_limit);
+}
+
+/* After MDB_MAP_FULL: evicts at least `need` bytes (and 1/16 of the map), then commits one more small
+ * transaction so the freed pages become reusable (LMDB hands out pages freed by transaction T only from
+ * T+2 on). The map is full, so a delete may not find a page to copy either: evictions go in
+ * transactions of a few entries, fewer after each MDB_MAP_FULL, and each commit frees pages for the
+ * next. The map evidently holds no more than what is used now: room_limit (ROOM) drops below it. 0 when
+ * the failed write is worth one more try. */
 static int evict_for_space(struct store *s, uint64_t need)
 {
     uint64_t target = need > s->map_size / 16 ? need : s->map_size / 16;
+    uint64_t freed_total = 0;
+    unsigned per_txn = 64;
     struct wctx w;
     struct wstate ws;
-    int rc = wtxn_begin(s, &w, &ws);
-    if (rc != 0) return rc;
-    uint64_t freed_total = 0;
-    int changed = 0;
+    int rc = 0;
+    if (s->committed.used_bytes - s->committed.used_bytes / 16 < s->room_limit)
+        s->room_limit = s->committed.used_bytes - s->committed.used_bytes / 16;
+    CTR_SET(s, room_limit, s->room_limit);
     while (freed_total < target) {
-        uint64_t freed;
-        rc = evict_one(&w, NULL, &freed);
-        if (rc != 0) break;
-        changed = 1;
-        freed_total += freed;
+        if ((rc = wtxn_begin(s, &w, &ws)) != 0) return rc;
+        uint64_t freed_here = 0;
+        unsigned n = 0;
+        while (n < per_txn && freed_total + freed_here < target) {
+            uint64_t freed;
+            if ((rc = evict_one(&w, NULL, &freed)) != 0) break;
+            n++;
+            freed_here += freed;
+        }
+        if (rc != 0 && rc != STORE_ENOTFOUND && rc != MDB_MAP_FULL) {
+            mdb_txn_abort(w.txn);
+            return rc;
+        }
+        if (rc == MDB_MAP_FULL) {
+            mdb_txn_abort(w.txn);
+            if (per_txn == 1) return STORE_EFULL; /* not even one delete fits */
+            per_txn /= 4;
+            continue;
+        }
+        w.dirty = n > 0;
+        int crc = wtxn_commit(&w);
+        if (crc == MDB_MAP_FULL && per_txn > 1) {
+            per_txn /= 4;
+            continue;
+        }
+        if (crc != 0) return crc;
+        freed_total += freed_here;
+        if (rc == STORE_ENOTFOUND) break; /* nothing left to evict */
     }
-    if (rc != 0 && rc != STORE_ENOTFOUND) {
-        mdb_txn_abort(w.txn);
-        return rc;
-    }
-    w.dirty = changed;
-    if ((rc = wtxn_commit(&w)) != 0) return rc;
     /* Even with nothing left to evict, pages freed by the last transactions (a failed fill's chunks,
      * reclaimed just before) may be what is missing: they become reusable only after more commits,
      * so the small transaction below is worth a retry either way. */
@@ -1293,6 +1351,7 @@ int store_apply(struct store *s, struct store_op *ops, size_t n)
         }
         size_t failed_mark = n_failed;
         int reclaim_ran = 0;
+        room_limit_update(&w);
         if (housekeeping) {
             /* Hits first, so a just-promoted object is not the victim of this batch's evictions. A
              * failure here only loses hints. */
@@ -1632,6 +1691,7 @@ void store_counters_get(struct store *s, struct store_counters *out)
     out->reclaimed_bodies = CTR_GET(s, reclaimed_bodies);
     out->write_txns = CTR_GET(s, write_txns);
     out->map_full = CTR_GET(s, map_full);
+    out->room_limit = CTR_GET(s, room_limit);
     out->collisions = CTR_GET(s, collisions);
     out->hits_noted = CTR_GET(s, hits_noted);
     out->hits_dropped = CTR_GET(s, hits_dropped);
@@ -1836,6 +1896,7 @@ int store_open(struct store **out, const struct store_config *cfg, char *err, si
     if (s == NULL) return fail_msg(err, err_len, -ENOMEM, "store: out of memory");
     s->lock_fd = -1;
     s->cache_size = cfg->cache_size;
+    s->room_limit = cfg->cache_size;
     s->max_object_size = cfg->max_object_size ? cfg->max_object_size : cfg->cache_size;
     s->map_size = cfg->map_size ? cfg->map_size : STORE_MAP_SIZE(cfg->cache_size);
     s->map_size = (s->map_size + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);

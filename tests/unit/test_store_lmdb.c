@@ -955,13 +955,27 @@ static void test_map_full(void)
 {
     char *dir = tmpdir_new();
     struct store *s = open_store_cfg(dir, 256 * MIB, 64 * MIB, 4 * MIB);
+    /* Eight objects of 200 KiB to a batch, 40% of the map: more than the room the store keeps free
+     * between batches (store_lmdb.c, ROOM), so the map fills inside a batch. */
     struct obj o[40];
-    for (int i = 0; i < 40; i++) {
-        char uri[64];
-        snprintf(uri, sizeof(uri), "http://example.com/m%d", i);
-        o[i] = obj_make(uri, NULL, (unsigned)i, 200 * KIB);
-        int rc = put_object(s, &o[i]);
-        if (rc != 0) TEST_FAIL_("object %d: %s", i, store_strerror(rc));
+    for (int b = 0; b < 5; b++) {
+        struct store_op ops[8];
+        uint8_t *bodies[8];
+        for (int j = 0; j < 8; j++) {
+            int i = b * 8 + j;
+            char uri[64];
+            snprintf(uri, sizeof(uri), "http://example.com/m%d", i);
+            o[i] = obj_make(uri, NULL, (unsigned)i, 200 * KIB);
+            o[i].body_id = store_body_id_alloc(s);
+            bodies[j] = body_make(&o[i]);
+            ops[j] = commit_op(&o[i], bodies[j], "HTTP/1.1 200 OK\r\n\r\n");
+        }
+        (void)store_apply(s, ops, 8);
+        for (int j = 0; j < 8; j++) {
+            if (ops[j].status != 0) TEST_FAIL_("object %d: %s", b * 8 + j, store_strerror(ops[j].status));
+            free((void *)ops[j].rec);
+            free(bodies[j]);
+        }
     }
     struct store_counters c = counters(s);
     fprintf(stderr, "  map_full %ju, evictions %ju, write_txns %ju\n", (uintmax_t)c.map_full, (uintmax_t)c.evictions,
@@ -1007,6 +1021,79 @@ static void test_map_full(void)
 }
 
 /* Many ops in one store_apply: one write transaction; a failing op does not sink the others. */
+/* Stores `rounds` batches of `batch` 1 KiB objects named prefix-round-i; returns how many of the last
+ * batch were stored and leaves that batch's objects in last[]. */
+static int put_small_batches(struct store *s, const char *prefix, int rounds, int batch, struct obj *last)
+{
+    struct store_op *ops = calloc((size_t)batch, sizeof(*ops));
+    uint8_t **bodies = calloc((size_t)batch, sizeof(*bodies));
+    ASSERT(ops != NULL && bodies != NULL);
+    int ok = 0;
+    for (int round = 0; round < rounds; round++) {
+        for (int i = 0; i < batch; i++) {
+            char uri[64];
+            snprintf(uri, sizeof(uri), "http://example.com/%s-%d-%d", prefix, round, i);
+            last[i] = obj_make(uri, NULL, (unsigned)i, 1 * KIB);
+            last[i].body_id = store_body_id_alloc(s);
+            bodies[i] = body_make(&last[i]);
+            ops[i] = commit_op(&last[i], bodies[i], "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n");
+        }
+        (void)store_apply(s, ops, (size_t)batch);
+        ok = 0;
+        for (int i = 0; i < batch; i++) {
+            ok += ops[i].status == 0;
+            free((void *)ops[i].rec);
+            free(bodies[i]);
+        }
+    }
+    free(ops);
+    free(bodies);
+    return ok;
+}
+
+/* Small objects cost LMDB more pages than their accounted size says (a meta leaf holds five or so
+ * records, a body leaf three 1 KiB bodies), so the map can fill while the accounted bytes are far
+ * below cache_size. The store must keep storing: evict, and not wedge with every write failing. */
+static void test_map_full_with_small_objects(void)
+{
+    char *dir = tmpdir_new();
+    struct store *s = open_store_cfg(dir, 256 * MIB, 0, 4 * MIB);
+    enum { BATCH = 256 };
+    struct obj *o = calloc(BATCH, sizeof(*o));
+    int last_ok = put_small_batches(s, "small", 20, BATCH, o);
+    struct store_counters c = counters(s);
+    fprintf(stderr, "  map_full %ju, evictions %ju, entries %ju, used %ju, last batch stored %d of %d\n",
+            (uintmax_t)c.map_full, (uintmax_t)c.evictions, (uintmax_t)c.entries, (uintmax_t)c.used_bytes, last_ok, BATCH);
+    ASSERT(c.evictions > 0); /* 5120 objects do not fit in 4 MiB */
+    ASSERT_EQ(last_ok, BATCH);
+    for (int i = 0; i < BATCH; i++)
+        ASSERT(present(s, &o[i]));
+    free(o);
+    store_close(s);
+    tmpdir_free(dir);
+}
+
+/* With room for a few batches of copy-on-write left, the store keeps its trees out of the last fifth
+ * of the map by evicting below cache_size (ROOM), so the map never fills at all. */
+static void test_room_limit_keeps_map_from_filling(void)
+{
+    char *dir = tmpdir_new();
+    struct store *s = open_store_cfg(dir, 256 * MIB, 0, 32 * MIB);
+    enum { BATCH = 256 };
+    struct obj *o = calloc(BATCH, sizeof(*o));
+    int last_ok = put_small_batches(s, "room", 120, BATCH, o); /* ~70 MiB of pages */
+    struct store_counters c = counters(s);
+    fprintf(stderr, "  map_full %ju, evictions %ju, entries %ju, used %ju, room_limit %ju\n", (uintmax_t)c.map_full,
+            (uintmax_t)c.evictions, (uintmax_t)c.entries, (uintmax_t)c.used_bytes, (uintmax_t)c.room_limit);
+    ASSERT(c.evictions > 0);
+    ASSERT_UEQ(c.map_full, 0);
+    ASSERT(c.room_limit < 32 * MIB);
+    ASSERT_EQ(last_ok, BATCH);
+    free(o);
+    store_close(s);
+    tmpdir_free(dir);
+}
+
 static void test_group_commit(void)
 {
     char *dir = tmpdir_new();
@@ -1560,6 +1647,8 @@ int main(void)
     RUN_TEST(test_protected_cap_demotes);
     RUN_TEST(test_hit_table);
     RUN_TEST(test_map_full);
+    RUN_TEST(test_map_full_with_small_objects);
+    RUN_TEST(test_room_limit_keeps_map_from_filling);
     RUN_TEST(test_group_commit);
     RUN_TEST(test_restart_serves_entries);
     RUN_TEST(test_filter_answers_misses);
