@@ -248,7 +248,8 @@ struct store_op {
 int store_apply(struct store *s, struct store_op *ops, size_t n);
 
 /* Does one step of building the in-memory filter of stored URLs (store_filter.h): a slice of a scan of
- * the meta table, about a millisecond, at most 8192 entries. Meant for the writer thread between
+ * the lru and variants tables, at most filter_slice (8192) rows of small keys. Meant for
+ * the writer thread between
  * batches. A build is due after store_open and whenever more keys were added than the filter in use
  * was sized for; until the first one is complete, lookups read LMDB as if there were no filter. Returns
  * 1 when more steps are due (call again soon), 0 when there is nothing to do, or a negative code (the

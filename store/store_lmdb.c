@@ -703,7 +703,7 @@ static int supersede_other_form(struct wctx *w, const struct store_key *pkey, in
  * and every lookup walks the tree, as before: a store of any size opens at once. */
 
 #define FILTER_MIN_KEYS_DEFAULT 65536
-#define FILTER_SLICE_DEFAULT 8192 /* rows scanned per step: well under a millisecond of the writer */
+#define FILTER_SLICE_DEFAULT 8192 /* rows scanned per step: about 210 pages of lru rows */
 
 static void filter_note_entry(struct store *s, const struct store_key *pkey)
 {
