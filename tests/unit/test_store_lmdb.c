@@ -100,6 +100,14 @@ static struct obj obj_make(const char *uri, const char *variant, unsigned seed, 
     return o;
 }
 
+/* obj_make for "http://example.com/<stem><i>": the numbered objects most tests store. */
+static struct obj obj_numbered(const char *stem, unsigned i, const char *variant, unsigned seed, size_t len)
+{
+    char uri[64];
+    snprintf(uri, sizeof(uri), "http://example.com/%s%u", stem, i);
+    return obj_make(uri, variant, seed, len);
+}
+
 /* Encodes a meta record for o; the caller frees it. */
 static void *rec_make(const struct obj *o, const char *headers, const char *etag, uint64_t body_id_lie, size_t *rec_len)
 {
@@ -828,9 +836,7 @@ static void test_eviction_keeps_under_cache_size(void)
     struct store *s = open_store(dir, cache);
     struct obj o[40];
     for (int i = 0; i < 40; i++) {
-        char uri[64];
-        snprintf(uri, sizeof(uri), "http://example.com/e%d", i);
-        o[i] = obj_make(uri, NULL, (unsigned)i, 100 * KIB);
+        o[i] = obj_numbered("e", (unsigned)i, NULL, (unsigned)i, 100 * KIB);
         ASSERT_EQ(put_object(s, &o[i]), 0);
         assert_under(s, cache);
     }
@@ -908,9 +914,7 @@ static void test_protected_cap_demotes(void)
     struct store *s = open_store(dir, cache);
     struct obj o[18];
     for (int i = 0; i < 18; i++) {
-        char uri[64];
-        snprintf(uri, sizeof(uri), "http://example.com/p%d", i);
-        o[i] = obj_make(uri, NULL, (unsigned)i, 100 * KIB);
+        o[i] = obj_numbered("p", (unsigned)i, NULL, (unsigned)i, 100 * KIB);
         ASSERT_EQ(put_object(s, &o[i]), 0);
         store_note_hit(s, &o[i].vkey);
         fold(s);
@@ -963,9 +967,7 @@ static void test_map_full(void)
         uint8_t *bodies[8];
         for (int j = 0; j < 8; j++) {
             int i = b * 8 + j;
-            char uri[64];
-            snprintf(uri, sizeof(uri), "http://example.com/m%d", i);
-            o[i] = obj_make(uri, NULL, (unsigned)i, 200 * KIB);
+            o[i] = obj_numbered("m", (unsigned)i, NULL, (unsigned)i, 200 * KIB);
             o[i].body_id = store_body_id_alloc(s);
             bodies[j] = body_make(&o[i]);
             ops[j] = commit_op(&o[i], bodies[j], "HTTP/1.1 200 OK\r\n\r\n");
@@ -1104,9 +1106,7 @@ static void test_group_commit(void)
     uint8_t *bodies[N];
     size_t n_ops = 0;
     for (int i = 0; i < N; i++) {
-        char uri[64];
-        snprintf(uri, sizeof(uri), "http://example.com/g%d", i);
-        o[i] = obj_make(uri, NULL, (unsigned)i, STORE_CHUNK_SIZE + 100);
+        o[i] = obj_numbered("g", (unsigned)i, NULL, (unsigned)i, STORE_CHUNK_SIZE + 100);
         o[i].body_id = store_body_id_alloc(s);
         bodies[i] = body_make(&o[i]);
         ops[n_ops++] = (struct store_op){
@@ -1140,9 +1140,7 @@ static void test_restart_serves_entries(void)
     {
         struct store *s = open_store(dir, 64 * MIB);
         for (int i = 0; i < 3; i++) {
-            char uri[64];
-            snprintf(uri, sizeof(uri), "http://example.com/r%d", i);
-            o[i] = obj_make(uri, NULL, (unsigned)i, (size_t)i * STORE_CHUNK_SIZE + 17);
+            o[i] = obj_numbered("r", (unsigned)i, NULL, (unsigned)i, (size_t)i * STORE_CHUNK_SIZE + 17);
             ASSERT_EQ(put_object(s, &o[i]), 0);
             max_id = o[i].body_id > max_id ? o[i].body_id : max_id;
         }
@@ -1212,9 +1210,7 @@ static void test_filter_answers_misses(void)
     ASSERT_EQ(store_rtxn_begin(s, &r), 0);
     struct obj o[6];
     for (int i = 0; i < 6; i++) {
-        char uri[64];
-        snprintf(uri, sizeof(uri), "http://example.com/f%d", i);
-        o[i] = obj_make(uri, i == 5 ? "accept-encoding: gzip" : NULL, (unsigned)i, 100);
+        o[i] = obj_numbered("f", (unsigned)i, i == 5 ? "accept-encoding: gzip" : NULL, (unsigned)i, 100);
         if (i < 4 || i == 5) ASSERT_EQ(put_object(s, &o[i]), 0);
     }
     struct obj missing = obj_make("http://example.com/never", NULL, 9, 1);
@@ -1272,9 +1268,7 @@ static void test_filter_rebuilt_when_outgrown(void)
     ASSERT_EQ(store_rtxn_begin(s, &r), 0);
     struct obj o[40];
     for (int i = 0; i < 40; i++) {
-        char uri[64];
-        snprintf(uri, sizeof(uri), "http://example.com/g%d", i);
-        o[i] = obj_make(uri, NULL, (unsigned)i, 10);
+        o[i] = obj_numbered("g", (unsigned)i, NULL, (unsigned)i, 10);
         ASSERT_EQ(put_object(s, &o[i]), 0);
         /* A rebuild is due once more keys were added than the filter holds; it runs between batches. */
         int rc;
@@ -1304,9 +1298,7 @@ static void test_filter_build_sees_entries_moved_behind_it(void)
     struct obj x[4];
     ASSERT_EQ(put_object(s, &p), 0);
     for (int i = 0; i < 4; i++) {
-        char uri[64];
-        snprintf(uri, sizeof(uri), "http://example.com/m-x%d", i);
-        x[i] = obj_make(uri, NULL, (unsigned)(10 + i), 25 * KIB);
+        x[i] = obj_numbered("m-x", (unsigned)i, NULL, (unsigned)(10 + i), 25 * KIB);
         ASSERT_EQ(put_object(s, &x[i]), 0);
         store_note_hit(s, &x[i].vkey);
         fold(s); /* promoted: protected, in this order */
@@ -1371,9 +1363,7 @@ static void test_filter_rebuilds_race_readers(void)
     struct filter_race fr = {.s = open_store_filter(dir, 16), .o = calloc(N, sizeof(struct obj))};
     ASSERT(fr.o != NULL);
     for (unsigned i = 0; i < N; i++) {
-        char uri[64];
-        snprintf(uri, sizeof(uri), "http://example.com/race%u", i);
-        fr.o[i] = obj_make(uri, NULL, i, 8);
+        fr.o[i] = obj_numbered("race", i, NULL, i, 8);
     }
     pthread_t th[2];
     for (int t = 0; t < 2; t++)
